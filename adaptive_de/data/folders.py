@@ -1,0 +1,412 @@
+"""Face-parsing data sets named by a spec string: ``synth[:key=value,...]``, ``lapa:DIR``, ``celebamask:DIR``.
+
+``load(spec, split, size=...)`` decodes a whole split into uint8 tensors; ``FaceParsingFolder`` is a
+``torch.utils.data.Dataset`` over the same files that decodes one item at a time.
+
+Memory: ``load`` keeps the split in memory. LaPa train (18,176 images) at 112 px holds
+18176*3*112*112 B ≈ 684 MB of images plus 18176*112*112 B ≈ 228 MB of labels; at 512 px that becomes
+18176*3*512*512 B ≈ 14.3 GB plus 18176*512*512 B ≈ 4.8 GB. When that does not fit, iterate a
+``FaceParsingFolder`` through a ``DataLoader`` with workers instead.
+
+Layouts:
+
+* ``lapa:DIR`` — ``DIR/{train,val,test}/images/<stem>.{jpg,png}`` with ``DIR/<split>/labels/<stem>.png``
+  (single-channel class ids 0-10); a ``landmarks`` folder is ignored.
+* ``celebamask:DIR`` — the official release (``CelebA-HQ-img/<id>.jpg`` and per-part masks
+  ``CelebAMask-HQ-mask-anno/<id // 2000>/<id:05d>_<part>.png``, split train/val/test by CelebA's
+  ``list_eval_partition.txt`` and ``CelebA-HQ-to-CelebA-mapping.txt`` placed in DIR, or ``all``), or a
+  flat folder of ``<id>.jpg`` images and ``<id>.png`` merged label maps (one split, ``all``).
+* ``synth`` — the procedural benchmark, rendered on first use into a cache folder
+  (``$ADAPTIVE_DE_CACHE`` or ``~/.cache/adaptive_de``) and reused afterwards. Options: ``size``,
+  ``train``, ``val``, ``test`` (face counts), ``seed``, ``shift``, e.g. ``synth:shift=0.5,seed=1``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from adaptive_de.data.labels import CELEBAMASK_HQ, LAPA, LabelScheme
+from adaptive_de.errors import UserError
+from adaptive_de.files import atomic_path
+
+SPEC_FORMS = "synth[:key=value,...], lapa:DIR, celebamask:DIR"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+LAPA_SPLITS = ("train", "val", "test")
+SYNTH_DEFAULTS: dict[str, int | float] = {"size": 64, "train": 2000, "val": 500, "test": 1000, "seed": 0,
+                                          "shift": 1.0}
+CELEBA_PARTITION = "list_eval_partition.txt"
+CELEBA_HQ_MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
+_PARTITION_SPLITS = {"0": "train", "1": "val", "2": "test"}
+_LABEL_MODES = ("L", "P", "1", "I", "I;16")
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """The files of one sample: its image and either a merged label map or per-part masks.
+
+    ``parts`` pairs each mask with the class id it paints, in painting order (a later part wins).
+    """
+
+    name: str
+    image: Path
+    label: Path | None = None
+    parts: tuple[tuple[int, Path], ...] = ()
+
+
+@dataclass
+class FaceParsingSet:
+    """A split held in memory: ``images`` uint8 [N,3,H,W], ``labels`` uint8 [N,H,W] class ids of ``scheme``.
+
+    ``names`` are the file stems. Indexing gives ``(image, label)``, so it also serves as a Dataset.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    scheme: LabelScheme
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+
+class FaceParsingFolder(Dataset):
+    """A LaPa or CelebAMask-HQ split on disk that decodes each ``(image, label)`` on access.
+
+    Items are uint8 [3,H,W] and uint8 [H,W]. With ``size`` both are resized to ``size`` x ``size``
+    (image bilinear, antialiased; label nearest); without it they keep the label map's size.
+    """
+
+    def __init__(self, spec: str, split: str, *, size: int | None = None) -> None:
+        kind, arg = parse_spec(spec)
+        if kind == "synth":
+            raise UserError("'synth' is generated in memory: use load() or open_dataset() for it")
+        if size is not None and size < 1:
+            raise UserError(f"size must be positive, got {size}")
+        root = Path(arg).expanduser()
+        _require_dir(root)
+        self.scheme, self.samples = _LISTERS[kind](root, split)
+        self.size = size
+        # CelebAMask-HQ pairs 1024 px images with 512 px masks by design; LaPa's must match
+        self.same_size = kind == "lapa"
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return decode_sample(self.samples[index], self.scheme, size=self.size, same_size=self.same_size)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split a data set spec into its kind (``synth``, ``lapa``, ``celebamask``) and argument."""
+    kind, _, arg = spec.partition(":")
+    if kind not in ("synth", "lapa", "celebamask"):
+        raise UserError(f"unknown data set spec {spec!r}; valid: {SPEC_FORMS}")
+    if kind != "synth" and not arg:
+        raise UserError(f"data set spec {spec!r} needs a folder: {kind}:DIR")
+    return kind, arg
+
+
+def load(spec: str, split: str, *, size: int | None = None) -> FaceParsingSet:
+    """Decode a whole split of the data set named by ``spec`` into memory.
+
+    ``size`` resizes every sample to ``size`` x ``size`` (for ``synth`` it sets the render size, over
+    the spec's ``size=``). Without it all samples of a folder must share one size.
+    """
+    kind, arg = parse_spec(spec)
+    if kind == "synth":
+        return _load_synth(arg, split, size)
+    return _read_all(FaceParsingFolder(spec, split, size=size), split)
+
+
+def open_dataset(spec: str, split: str, *, size: int | None = None) -> FaceParsingSet | FaceParsingFolder:
+    """A Dataset of ``(image, label)`` for ``spec``: lazy for folders, in memory for ``synth``."""
+    if parse_spec(spec)[0] == "synth":
+        return load(spec, split, size=size)
+    return FaceParsingFolder(spec, split, size=size)
+
+
+# ---------------------------------------------------------------- listing files
+
+def _require_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise UserError(f"folder not found: {path}")
+
+
+def _check_split(split: str, valid: tuple[str, ...], root: Path) -> None:
+    if split not in valid:
+        raise UserError(f"unknown split {split!r} for {root}; valid: {', '.join(valid)}")
+
+
+def _files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in folder.iterdir():
+        if path.suffix.lower() not in suffixes or not path.is_file():
+            continue
+        if path.stem in files:
+            raise UserError(f"two files for one sample: {files[path.stem]} and {path}")
+        files[path.stem] = path
+    return files
+
+
+def _sort_key(name: str) -> tuple[bool, int, str]:
+    # numeric ids (CelebAMask-HQ's 0..29999) in numeric order, other names alphabetically
+    return (not name.isdigit(), int(name) if name.isdigit() else 0, name)
+
+
+def _pair(images: dict[str, Path], labels: dict[str, Path], image_dir: Path, label_dir: Path) -> list[SampleFiles]:
+    if not images:
+        raise UserError(f"no images (.jpg/.png) in {image_dir}")
+    unlabelled = sorted(images.keys() - labels.keys(), key=_sort_key)
+    if unlabelled:
+        name = unlabelled[0]
+        raise UserError(f"image without a label: {images[name]} (expected {label_dir / name}.png)")
+    orphans = sorted(labels.keys() - images.keys(), key=_sort_key)
+    if orphans:
+        name = orphans[0]
+        raise UserError(f"label without an image: {labels[name]} (no {name}.jpg/.png in {image_dir})")
+    return [SampleFiles(name, images[name], label=labels[name]) for name in sorted(images, key=_sort_key)]
+
+
+def _list_lapa(root: Path, split: str) -> tuple[LabelScheme, list[SampleFiles]]:
+    _check_split(split, LAPA_SPLITS, root)
+    image_dir, label_dir = root / split / "images", root / split / "labels"
+    _require_dir(image_dir)
+    _require_dir(label_dir)
+    images = _files_by_stem(image_dir, IMAGE_SUFFIXES)
+    return LAPA, _pair(images, _files_by_stem(label_dir, (".png",)), image_dir, label_dir)
+
+
+def _list_celebamask(root: Path, split: str) -> tuple[LabelScheme, list[SampleFiles]]:
+    if (root / "CelebA-HQ-img").is_dir():
+        return CELEBAMASK_HQ, _list_celebamask_release(root, split)
+    _check_split(split, ("all",), root)
+    images = _files_by_stem(root, (".jpg", ".jpeg"))
+    return CELEBAMASK_HQ, _pair(images, _files_by_stem(root, (".png",)), root, root)
+
+
+def _part_masks(anno_dir: Path) -> dict[str, list[tuple[int, Path]]]:
+    """Image id → [(class id, mask path)] sorted in the official painting order."""
+    class_of = {name: i for i, name in enumerate(CELEBAMASK_HQ.classes) if i > 0}
+    parts: dict[str, list[tuple[int, Path]]] = {}
+    for path in anno_dir.glob("*/*.png"):
+        number, _, part = path.stem.partition("_")
+        if not number.isdigit() or part not in class_of:
+            raise UserError(f"unexpected mask file {path}: expected <id:05d>_<part>.png with a part in "
+                            f"{', '.join(class_of)}")
+        parts.setdefault(str(int(number)), []).append((class_of[part], path))
+    for masks in parts.values():
+        masks.sort()
+    return parts
+
+
+def _list_celebamask_release(root: Path, split: str) -> list[SampleFiles]:
+    _check_split(split, ("train", "val", "test", "all"), root)
+    image_dir, anno_dir = root / "CelebA-HQ-img", root / "CelebAMask-HQ-mask-anno"
+    _require_dir(anno_dir)
+    images = _files_by_stem(image_dir, IMAGE_SUFFIXES)
+    if not images:
+        raise UserError(f"no images (.jpg/.png) in {image_dir}")
+    parts = _part_masks(anno_dir)
+    orphans = sorted(parts.keys() - images.keys(), key=_sort_key)
+    if orphans:
+        raise UserError(f"label without an image: {parts[orphans[0]][0][1]} (no {orphans[0]}.jpg in {image_dir})")
+    names = sorted(images, key=_sort_key)
+    if split != "all":
+        split_of = _celebamask_partition(root)
+        for name in names:
+            if name not in split_of:
+                raise UserError(f"image {images[name]} is not listed in {root / CELEBA_HQ_MAPPING}")
+        names = [name for name in names if split_of[name] == split]
+        if not names:
+            raise UserError(f"split {split!r} of {root} has no images")
+    for name in names:
+        if name not in parts:
+            raise UserError(f"image without a label: {images[name]} (no masks {name:0>5}_*.png in {anno_dir})")
+    return [SampleFiles(name, images[name], parts=tuple(parts[name])) for name in names]
+
+
+def _table(path: Path, columns: int) -> list[list[str]]:
+    """The rows of a whitespace-separated text file, header lines (not starting with a digit) skipped."""
+    if not path.is_file():
+        raise UserError(f"file not found: {path} (needed for the train/val/test split; use split 'all' without it)")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields or not fields[0][0].isdigit():
+            continue
+        if len(fields) < columns:
+            raise UserError(f"{path}:{number}: expected {columns} columns, got {line!r}")
+        rows.append(fields)
+    return rows
+
+
+def _celebamask_partition(root: Path) -> dict[str, str]:
+    """CelebA-HQ image id → split name, via the CelebA file each id was taken from."""
+    partition_file = root / CELEBA_PARTITION
+    partition = {fields[0]: fields[1] for fields in _table(partition_file, 2)}
+    split_of = {}
+    for idx, _, orig_file in _table(root / CELEBA_HQ_MAPPING, 3):
+        code = partition.get(orig_file)
+        if code not in _PARTITION_SPLITS:
+            raise UserError(f"{partition_file}: no valid 0/1/2 entry for {orig_file} (CelebA-HQ image {idx})")
+        split_of[idx] = _PARTITION_SPLITS[code]
+    return split_of
+
+
+_LISTERS: dict[str, Callable[[Path, str], tuple[LabelScheme, list[SampleFiles]]]] = {
+    "lapa": _list_lapa, "celebamask": _list_celebamask,
+}
+
+
+# ---------------------------------------------------------------- decoding
+
+def _open_image(path: Path) -> Image.Image:
+    """Fully decode ``path``; an unreadable, truncated or non-image file is a UserError naming it."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except UnidentifiedImageError:
+        raise UserError(f"cannot read image {path}: not an image file PIL recognises") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"cannot read image {path}: {e}") from e
+
+
+def _label_ids(path: Path, scheme: LabelScheme) -> np.ndarray:
+    image = _open_image(path)
+    if image.mode not in _LABEL_MODES:
+        raise UserError(f"label map {path} must be single-channel class ids, got mode {image.mode}")
+    ids = np.array(image)
+    bad = np.unique(ids[(ids < 0) | (ids >= scheme.num_classes)])
+    if bad.size:
+        raise UserError(f"label map {path} has ids {bad[:8].tolist()} outside {scheme.name} "
+                        f"(0..{scheme.num_classes - 1})")
+    return ids.astype(np.uint8)
+
+
+def _merge_parts(sample: SampleFiles) -> np.ndarray:
+    """Paint the per-part masks (nonzero = part) in order, as the official CelebAMask-HQ script does."""
+    merged: np.ndarray | None = None
+    for class_id, path in sample.parts:
+        mask = np.array(_open_image(path).convert("L")) != 0
+        if merged is None:
+            merged = np.zeros(mask.shape, dtype=np.uint8)
+        elif mask.shape != merged.shape:
+            raise UserError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, other masks of image "
+                            f"{sample.name} are {merged.shape[1]}x{merged.shape[0]}")
+        merged[mask] = class_id
+    return merged
+
+
+def decode_sample(sample: SampleFiles, scheme: LabelScheme, *, size: int | None = None,
+                  same_size: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode one sample to uint8 image [3,H,W] and label [H,W], resized to ``size`` if given.
+
+    ``same_size`` makes an image whose size differs from its label map an error.
+    """
+    image = _open_image(sample.image).convert("RGB")
+    ids = _label_ids(sample.label, scheme) if sample.label is not None else _merge_parts(sample)
+    label = Image.fromarray(ids)
+    if same_size and image.size != label.size:
+        where = sample.label or sample.parts[0][1]
+        raise UserError(f"image {sample.image} is {image.width}x{image.height} but its label {where} is "
+                        f"{label.width}x{label.height}")
+    target = (size, size) if size else label.size
+    if image.size != target:
+        # Pillow widens the bilinear filter when shrinking, i.e. the resize is antialiased
+        image = image.resize(target, Image.Resampling.BILINEAR)
+    if label.size != target:
+        label = label.resize(target, Image.Resampling.NEAREST)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous(), torch.from_numpy(np.array(label))
+
+
+def _read_all(folder: FaceParsingFolder, split: str) -> FaceParsingSet:
+    n = len(folder)
+    images = labels = None
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    try:
+        decoded = pool.map(folder.__getitem__, range(n))
+        for i, (image, label) in enumerate(tqdm(decoded, total=n, desc=f"read {split}", unit="img", disable=None)):
+            if images is None:
+                images = torch.empty((n, *image.shape), dtype=torch.uint8)
+                labels = torch.empty((n, *label.shape), dtype=torch.uint8)
+            elif image.shape != images.shape[1:]:
+                raise UserError(f"{folder.samples[i].image} is {image.shape[2]}x{image.shape[1]} but "
+                                f"{folder.samples[0].image} is {images.shape[3]}x{images.shape[2]}; "
+                                "pass a size to resize them")
+            images[i], labels[i] = image, label
+    finally:
+        # on an error, do not decode the rest of the split before raising
+        pool.shutdown(cancel_futures=True)
+    return FaceParsingSet(images, labels, folder.scheme, folder.names)
+
+
+# ---------------------------------------------------------------- synthetic
+
+def _synth_params(arg: str, size: int | None) -> dict[str, int | float]:
+    params = dict(SYNTH_DEFAULTS)
+    for item in filter(None, (s.strip() for s in arg.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if key not in params or not eq:
+            raise UserError(f"bad synth option {item!r}; expected key=value with key in {', '.join(params)}")
+        kind = type(SYNTH_DEFAULTS[key])
+        try:
+            params[key] = kind(value)
+        except ValueError:
+            raise UserError(f"synth option {key}={value!r} is not {kind.__name__}") from None
+    if size is not None:
+        params["size"] = size
+    return params
+
+
+def cache_root() -> Path:
+    """Where generated data sets are kept: ``$ADAPTIVE_DE_CACHE`` or ``~/.cache/adaptive_de``."""
+    return Path(os.environ.get("ADAPTIVE_DE_CACHE") or Path.home() / ".cache" / "adaptive_de")
+
+
+def _load_synth(arg: str, split: str, size: int | None) -> FaceParsingSet:
+    # imported here, not at the top: the package __init__ imports this module, and a top-level import
+    # would load synth before ``python -m adaptive_de.data.synth`` runs it (runpy then warns)
+    from adaptive_de.data import synth, synthetic
+
+    params = _synth_params(arg, size)
+    synth.check_params(size=int(params["size"]), counts={s: int(params[s]) for s in synth.SPLITS},
+                       shift=float(params["shift"]))
+    _check_split(split, synth.SPLITS, Path("synth"))
+    if params[split] == 0:
+        raise UserError(f"synth split {split!r} has no images ({split}=0)")
+    # the generator's source is part of the key, so a changed generator never serves stale faces
+    key = json.dumps({**params, "generator": hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()},
+                     sort_keys=True)
+    path = cache_root() / f"synth-{hashlib.sha256(key.encode()).hexdigest()[:16]}" / f"{split}.pt"
+    if path.is_file():
+        data = torch.load(path, weights_only=True)
+        images, labels = data["images"], data["labels"]
+    else:
+        images, labels = synth.render_split(int(params[split]), size=int(params["size"]), seed=int(params["seed"]),
+                                            split=split, shift=float(params["shift"]))
+        try:
+            with atomic_path(path) as tmp:
+                torch.save({"images": images, "labels": labels}, tmp)
+        except OSError as e:
+            raise UserError(f"cannot write the data cache {path}: {e.strerror} (set ADAPTIVE_DE_CACHE)") from e
+    return FaceParsingSet(images, labels, LAPA, [synth.file_stem(i) for i in range(len(images))])
