@@ -1,0 +1,2 @@
+"""Losses for the Face Transformer."""
+from .cosface import CosFace as CosFace
