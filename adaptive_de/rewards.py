@@ -1,0 +1,283 @@
+"""Per-image task rewards for face parsing, and the registry that names them.
+
+A reward function maps ``(pred, target, num_classes)`` -- int64 label maps ``[B, H, W]`` and the
+number of classes (class 0 is background) -- to a float tensor ``[B]``, one reward per image, on
+the inputs' device. The built-ins are vectorised over the batch: one ``bincount`` gives every
+image's confusion matrix and everything else is arithmetic on those ``[B, C, C]`` counts.
+
+``get_reward(spec, **params)`` turns a name into such a callable with its parameters bound:
+
+* a name registered with ``@register_reward("name")`` (built-ins: ``f1_fp``, ``mean_f1``,
+  ``miou``, ``dice``, ``pq``);
+* ``"package.module:function"``, imported on demand;
+* a name that an installed package publishes under the entry-point group ``adaptive_de.rewards``,
+  e.g. in its ``pyproject.toml``: ``[project.entry-points."adaptive_de.rewards"] my_reward =
+  "my_pkg.rewards:my_reward"``.
+
+The returned callable checks what the reward gives back (one finite float per image) and raises
+``RewardError`` naming the reward otherwise.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import UserError
+
+RewardFn = Callable[..., Tensor]
+
+ENTRY_POINT_GROUP = "adaptive_de.rewards"
+
+REWARDS: dict[str, RewardFn] = {}
+
+
+class RewardError(UserError):
+    """A reward function returned something other than one finite float per image."""
+
+
+def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+    """Decorator: register ``fn(pred, target, num_classes, **params) -> float [B]`` under ``name``."""
+
+    def decorator(fn: RewardFn) -> RewardFn:
+        if REWARDS.get(name, fn) is not fn:
+            raise ValueError(f"a reward named {name!r} is already registered ({REWARDS[name]!r})")
+        REWARDS[name] = fn
+        return fn
+
+    return decorator
+
+
+# --------------------------------------------------------------------------------------------
+# Per-image confusion matrices and the built-in rewards
+# --------------------------------------------------------------------------------------------
+
+
+def confusion_matrices(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """Per-image confusion matrices: int64 ``[B, C, C]`` with ``cm[b, t, p]`` = #pixels of class t predicted p.
+
+    ``pred`` and ``target`` are integer label maps ``[B, H, W]`` with values in ``[0, num_classes)``.
+    """
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(f"pred and target must both be [B, H, W]; got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if pred.is_floating_point() or target.is_floating_point():
+        raise ValueError(f"pred and target must be integer label maps; got {pred.dtype} and {target.dtype}")
+    c = num_classes
+    # One host sync for all four bounds; an out-of-range label would silently land in another image's bins.
+    lo_p, hi_p = torch.aminmax(pred)
+    lo_t, hi_t = torch.aminmax(target)
+    lo, hi = torch.stack([torch.minimum(lo_p, lo_t), torch.maximum(hi_p, hi_t)]).tolist()
+    if lo < 0 or hi >= c:
+        raise ValueError(f"labels must lie in [0, {c}); found values in [{lo}, {hi}]")
+    b = pred.shape[0]
+    index = torch.add(pred.long(), target.long(), alpha=c)
+    index += torch.arange(0, b * c * c, c * c, device=pred.device).view(b, 1, 1)
+    return torch.bincount(index.flatten(), minlength=b * c * c).view(b, c, c)
+
+
+def _foreground_counts(pred: Tensor, target: Tensor, num_classes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """float32 ``[B, C-1]`` true positives, false positives and false negatives of each foreground class."""
+    cm = confusion_matrices(pred, target, num_classes).float()
+    tp = cm.diagonal(dim1=1, dim2=2)
+    fp = cm.sum(1) - tp
+    fn = cm.sum(2) - tp
+    return tp[:, 1:], fp[:, 1:], fn[:, 1:]
+
+
+def _mean_over_present(score: Tensor, present: Tensor) -> Tensor:
+    """Mean of ``score [B, K]`` over the entries where ``present``; 1.0 for an image with none present."""
+    count = present.sum(1)
+    mean = (score * present).sum(1) / count.clamp(min=1)
+    return torch.where(count > 0, mean, torch.ones_like(mean))
+
+
+def _ratio(num: Tensor, den: Tensor) -> Tensor:
+    # The counts are integers, so den > 0 means den >= 1 and clamping only touches the 0/0 entries.
+    return num / den.clamp(min=1)
+
+
+@register_reward("f1_fp")
+def f1_fp(pred: Tensor, target: Tensor, num_classes: int, *, w: float = 0.3, fp_norm: str = "pixels") -> Tensor:
+    """Mean foreground F1 minus ``w`` times the false positives, per image.
+
+    F1 of class c is ``2TP / (2TP + FP + FN)``; the mean runs over the foreground classes (ids >= 1)
+    present in the target or the prediction of that image, and is 1.0 when neither has any foreground.
+    FP counts the pixels predicted as a foreground class they do not belong to; ``fp_norm="pixels"``
+    divides it by the image's pixel count (so the reward lies in ``[-w, 1]``), ``"count"`` keeps the raw
+    count. With two classes and ``fp_norm="count"`` this is the seed's reward, computed per image: F1 of
+    the positive class minus ``w * FP`` (except that an image with no positive pixel in either map
+    scores 1.0 here, where the seed's epsilon-guarded formula gives 0).
+    """
+    if fp_norm not in ("pixels", "count"):
+        raise UserError(f"f1_fp: fp_norm must be 'pixels' or 'count', not {fp_norm!r}")
+    tp, fp, fn = _foreground_counts(pred, target, num_classes)
+    den = 2 * tp + fp + fn
+    f1 = _mean_over_present(_ratio(2 * tp, den), den > 0)
+    false_pos = fp.sum(1)
+    if fp_norm == "pixels":
+        false_pos = false_pos / (pred.shape[1] * pred.shape[2])
+    return f1 - w * false_pos
+
+
+@register_reward("mean_f1")
+def mean_f1(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """Mean foreground F1 per image: ``f1_fp`` with ``w=0``."""
+    return f1_fp(pred, target, num_classes, w=0.0)
+
+
+@register_reward("miou")
+def miou(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """Mean IoU ``TP / (TP + FP + FN)`` over the foreground classes present in target or prediction (1.0 if none)."""
+    tp, fp, fn = _foreground_counts(pred, target, num_classes)
+    den = tp + fp + fn
+    return _mean_over_present(_ratio(tp, den), den > 0)
+
+
+@register_reward("dice")
+def dice(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """Binary Dice of the face region: ``pred >= 1`` against ``target >= 1``, per image (1.0 if both are empty).
+
+    Per-class Dice equals per-class F1, so a class-averaged Dice would only repeat ``mean_f1``; this
+    one scores the foreground/background split and ignores which face class a pixel gets.
+    """
+    cm = confusion_matrices(pred, target, num_classes).float()
+    both = cm[:, 1:, 1:].sum((1, 2))
+    den = cm[:, :, 1:].sum((1, 2)) + cm[:, 1:, :].sum((1, 2))
+    score = _ratio(2 * both, den)
+    return torch.where(den > 0, score, torch.ones_like(score))
+
+
+@register_reward("pq")
+def pq(pred: Tensor, target: Tensor, num_classes: int, *, w: float = 0.3) -> Tensor:
+    """A panoptic-quality-style reward after Pinto et al. (2023), normalised to ``[-w, 1]``.
+
+    Each foreground class present in a map is one segment ("semantic" segments: one per class per
+    image). A predicted segment matches the target segment of its class when their IoU > 0.5. Per image::
+
+        reward = sum(IoU of matched segments) / max(1, #target segments)
+                 - w * #unmatched predicted segments / max(1, #predicted segments)
+
+    and 1.0 when neither map has any foreground. With TP/FP/FN counted in segments, the first term is
+    ``sum IoU / (TP + FN)`` (segmentation quality times recall) and the second is ``w * FP / (TP + FP)``
+    (``w`` times one minus precision), whereas ``PQ = sum IoU / (TP + FP/2 + FN/2)``; when every segment
+    matches (FP = FN = 0) both equal the mean IoU of the matched segments. Pinto et al.'s unnormalised
+    ``sum IoU - w * FP`` grows with the number of segments; dividing by the counts keeps one image's
+    reward on the same scale whatever the number of face parts it shows.
+    """
+    tp, fp, fn = _foreground_counts(pred, target, num_classes)
+    has_pred = (tp + fp) > 0
+    has_target = (tp + fn) > 0
+    iou = _ratio(tp, tp + fp + fn)
+    matched = iou > 0.5
+    n_target = has_target.sum(1)
+    n_pred = has_pred.sum(1)
+    quality = _ratio((iou * matched).sum(1), n_target)
+    unmatched = _ratio((has_pred & ~matched).sum(1).float(), n_pred)
+    reward = quality - w * unmatched
+    return torch.where(n_target + n_pred > 0, reward, torch.ones_like(reward))
+
+
+# --------------------------------------------------------------------------------------------
+# Lookup, parameter binding and output validation
+# --------------------------------------------------------------------------------------------
+
+
+class Reward:
+    """A reward function with its parameters bound, checking that it returns one finite float per image.
+
+    Call it as ``reward(pred, target, num_classes)``. ``__name__`` reads like ``f1_fp(w=0.5)``.
+    Picklable when the underlying function is importable (all built-ins and plug-ins are).
+    """
+
+    def __init__(self, spec: str, fn: RewardFn, params: dict[str, Any]):
+        self.spec = spec
+        self.fn = fn
+        self.params = dict(params)
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        self.__name__ = f"{spec}({args})" if args else spec
+
+    def __call__(self, pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+        reward = self.fn(pred, target, num_classes, **self.params)
+        check_reward_output(reward, pred, self.__name__)
+        return reward
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"get_reward({self.spec!r}{args})"
+
+
+def check_reward_output(reward: Any, pred: Tensor, name: str) -> None:
+    """Raise ``RewardError`` unless ``reward`` is a finite float tensor ``[B]`` on ``pred``'s device."""
+    batch = pred.shape[0]
+    if not isinstance(reward, Tensor):
+        raise RewardError(f"reward {name} returned {type(reward).__name__}, expected a float tensor of shape [{batch}]")
+    if tuple(reward.shape) != (batch,):
+        raise RewardError(f"reward {name} returned shape {list(reward.shape)}, expected [{batch}] (one per image)")
+    if not reward.is_floating_point():
+        raise RewardError(f"reward {name} returned dtype {reward.dtype}, expected a floating-point dtype")
+    if reward.device != pred.device:
+        raise RewardError(f"reward {name} returned a tensor on {reward.device}, expected {pred.device}")
+    bad = int((~torch.isfinite(reward)).sum())
+    if bad:
+        raise RewardError(f"reward {name} returned NaN or inf for {bad} of {batch} images")
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _import_function(spec: str) -> RewardFn:
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as e:  # a plug-in can fail on import in any way; all of them are the user's to fix
+        raise UserError(f"reward {spec!r}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"reward {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _resolve(spec: str) -> RewardFn:
+    if spec in REWARDS:
+        return REWARDS[spec]
+    if ":" in spec:
+        return _import_function(spec)
+    published = _entry_points()
+    if spec in published:
+        try:
+            return published[spec].load()
+        except Exception as e:  # same as a failing plug-in import
+            raise UserError(
+                f"reward {spec!r}: cannot load entry point {published[spec].value!r} ({type(e).__name__}: {e})"
+            ) from None
+    known = ", ".join(sorted(set(REWARDS) | set(published)))
+    raise UserError(f"unknown reward {spec!r}; choose one of: {known}, or give 'package.module:function'")
+
+
+def get_reward(spec: str, **params: Any) -> Reward:
+    """The reward named by ``spec`` with ``params`` bound as keyword arguments, wrapped in output validation.
+
+    ``spec`` is a registered name, ``"package.module:function"`` or an entry point of the group
+    ``adaptive_de.rewards`` (looked up in that order). Raises ``UserError`` for an unknown spec, a
+    module that fails to import, or parameters the function does not accept.
+    """
+    fn = _resolve(spec)
+    if not callable(fn):
+        raise UserError(f"reward {spec!r} is a {type(fn).__name__}, not a function")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some C callables have no signature; they get checked when called
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind_partial(None, None, None, **params)
+        except TypeError as e:
+            raise UserError(f"reward {spec!r} does not accept (pred, target, num_classes, **{params}): {e}") from None
+    return Reward(spec, fn, params)
