@@ -1,0 +1,98 @@
+"""Configs as plain data: dataclasses with defaults, ``k=v`` parsing and YAML round trips."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+LOSSES = ("ce", "reinforce", "ce_then_reinforce")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one inner training run of the face-parsing model."""
+
+    preset: str = "tiny"  # model preset (adaptive_de.models.PRESETS)
+    head: str | None = None  # parsing head; None: the default head
+    data: str = "synth"  # data set spec: synth | lapa:DIR | celebamask:DIR
+    image_size: int | None = None  # None: the model preset's size
+    batch_size: int = 32
+    steps: int = 1500  # planned steps: the learning-rate schedule spans them
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05  # fraction of a phase spent warming the learning rate up
+    grad_clip: float = 1.0
+    loss: str = "ce"  # ce | reinforce | ce_then_reinforce
+    tune_from: float = 0.7  # ce_then_reinforce: fraction of the steps trained with CE before REINFORCE
+    tune_lr_factor: float = 0.1  # learning rate of the REINFORCE phase relative to lr (Pinto et al. tune lower)
+    reward: str = "f1_fp"  # reward spec (adaptive_de.rewards.get_reward)
+    reward_kw: dict[str, Any] = field(default_factory=dict)
+    num_samples: int = 4  # REINFORCE samples per image
+    baseline: str = "rloo"  # pair | greedy | rloo | none
+    entropy_weight: float = 0.0
+    ce_weight: float = 0.0  # cross-entropy mixed into the REINFORCE loss
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+    eval_batch_size: int = 250
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
+        for name in ("batch_size", "steps", "num_samples", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.tune_from <= 1.0:
+            raise UserError(f"tune_from must be in [0, 1], got {self.tune_from}")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: a Python literal (1, 0.3, True, None, 'x', [1, 2]) or else the plain string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_kv(items: list[str] | None) -> dict[str, Any]:
+    """``["w=0.3", "fp_norm=count"]`` → ``{"w": 0.3, "fp_norm": "count"}``; a malformed item is a UserError."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UserError(f"malformed key=value {item!r} (expected e.g. w=0.3)")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def to_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def from_yaml(text: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"config is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError("config must be a YAML mapping")
+    return data

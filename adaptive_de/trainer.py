@@ -1,0 +1,305 @@
+"""The InnerTrainer: trains the face-parsing model in rounds, with injected augmentation and sampling.
+
+One training step::
+
+    idx    = sampler.draw(batch)                       which images  (data/sampling.py)
+    x, y   = policy(images[idx], labels[idx])          augmentation  (augment/)
+    logits = model(normalise(x))                       Face Transformer (models/)
+    loss   = CE | REINFORCE(reward_fn)                 losses/, rewards.py
+
+The data sit on the training device as uint8 tensors; augmentation runs there, batched. The
+learning rate follows warm-up + cosine within each phase: ``ce`` and ``reinforce`` have one phase,
+``ce_then_reinforce`` trains with cross-entropy for ``tune_from`` of the steps and then tunes with
+REINFORCE at ``tune_lr_factor`` times the learning rate (Pinto et al. tune from an MLE model).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import NoAugment
+from .config import TrainConfig
+from .data import FaceParsingSet, load
+from .data.sampling import MixtureSampler, Sampler
+from .device import autocast, pick_device
+from .errors import UserError
+from .files import atomic_path
+from .losses import reinforce_loss
+from .metrics import ConfusionAccumulator
+from .models import build_model
+from .rewards import get_reward
+
+Policy = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf; the optimiser step was not taken."""
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float [-1, 1], the model's input range."""
+    return images.float().mul_(1 / 127.5).sub_(1.0)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on 1-d parameters (norms, biases) and on the token embeddings."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(("pos_embed", "cls_token")) else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(step: int, steps: int, warmup: float) -> float:
+    """Learning-rate factor at ``step`` of a phase of ``steps``: linear warm-up, then cosine to zero."""
+    warm = max(1, round(warmup * steps))
+    if step < warm:
+        return (step + 1) / warm
+    progress = (step - warm) / max(1, steps - warm)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class InnerTrainer:
+    """Trains one face-parsing model for ``config.steps`` steps, in rounds the caller decides.
+
+    ``train_round(policy, sampler, steps)`` runs steps with an augmentation policy and a sampler;
+    ``evaluate(split)`` scores the model on a split with the pooled-confusion protocol and the mean
+    reward. ``state_dict``/``load_state_dict`` capture everything (model, optimiser, step, sampler,
+    RNGs), so a restored trainer continues bit-identically on CPU.
+    """
+
+    def __init__(self, config: TrainConfig, *, data: dict[str, FaceParsingSet] | None = None,
+                 splits: tuple[str, ...] = ("train", "val", "test")):
+        self.config = config
+        self.device = pick_device(config.device)
+        torch.manual_seed(config.seed)  # model initialisation and dropout
+        self.data = {s: self._to_device(data[s] if data and s in data else self._load(s)) for s in splits}
+        train = self.data["train"]
+        self.scheme = train.scheme
+        self.num_classes = train.scheme.num_classes
+        self.model = build_model(config.preset, num_classes=self.num_classes, head=config.head).to(self.device)
+        self._forward = torch.compile(self.model) if config.compile else self.model
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
+                                           betas=(0.9, 0.999))
+        self.reward_fn = get_reward(config.reward, **config.reward_kw)
+        self.sampler = MixtureSampler(train.labels, self.num_classes)
+        # The sampler draws on the CPU; augmentation and REINFORCE sampling on the data's device.
+        self.sample_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 2)
+        self.step = 0
+
+    # ------------------------------------------------------------------ data
+    def _load(self, split: str) -> FaceParsingSet:
+        return load(self.config.data, split, size=self.image_size)
+
+    @property
+    def image_size(self) -> int:
+        from .models import PRESETS
+        if self.config.image_size:
+            return self.config.image_size
+        if self.config.preset not in PRESETS:
+            raise UserError(f"unknown model preset {self.config.preset!r}; choose one of: {', '.join(PRESETS)}")
+        return PRESETS[self.config.preset].image_size
+
+    def _to_device(self, ds: FaceParsingSet) -> FaceParsingSet:
+        return FaceParsingSet(images=ds.images.to(self.device), labels=ds.labels.to(self.device, torch.uint8),
+                              scheme=ds.scheme, names=ds.names)
+
+    # ------------------------------------------------------------------ schedule
+    @property
+    def switch_step(self) -> int:
+        """First step of the REINFORCE phase (``config.steps`` when there is none)."""
+        c = self.config
+        return {"ce": c.steps, "reinforce": 0, "ce_then_reinforce": round(c.tune_from * c.steps)}[c.loss]
+
+    def phase(self, step: int | None = None) -> str:
+        """``"ce"`` or ``"reinforce"``: the loss used at ``step`` (default: the next step)."""
+        return "reinforce" if (self.step if step is None else step) >= self.switch_step else "ce"
+
+    def lr_at(self, step: int) -> float:
+        c, switch = self.config, self.switch_step
+        if step < switch:
+            return c.lr * warmup_cosine(step, switch, c.warmup)
+        factor = c.tune_lr_factor if c.loss == "ce_then_reinforce" else 1.0
+        return c.lr * factor * warmup_cosine(step - switch, c.steps - switch, c.warmup)
+
+    # ------------------------------------------------------------------ training
+    def train_round(self, policy: Policy | None = None, sampler: Sampler | None = None, steps: int = 100,
+                    *, on_step: Callable[[dict], None] | None = None) -> dict[str, float]:
+        """Train ``steps`` steps; returns means over the round of loss, reward, grad norm, and images/s.
+
+        ``policy`` defaults to ``NoAugment()``, ``sampler`` to the trainer's own ``MixtureSampler``
+        (whose coefficients a caller may set). ``on_step`` gets each step's numbers (for progress bars).
+        Raises ``NonFiniteLossError`` (before the optimiser step) if the loss is NaN or inf.
+        """
+        policy = policy or NoAugment(self.scheme)
+        sampler = sampler or self.sampler
+        train, c = self.data["train"], self.config
+        self.model.train()
+        totals = {"loss": 0.0, "reward": 0.0, "grad_norm": 0.0}
+        rewards_seen = 0
+        start = time.perf_counter()
+        for _ in range(steps):
+            idx = sampler.draw(c.batch_size, self.sample_generator).to(self.device)
+            x, y = policy(train.images[idx], train.labels[idx], generator=self.generator)
+            y = y.long()
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(self.step)
+            with autocast(self.device):
+                logits = self._forward(normalise(x))
+            per_image_ce = F.cross_entropy(logits.float(), y, reduction="none").mean((1, 2))
+            if self.phase() == "ce":
+                loss, info = per_image_ce.mean(), {}
+            else:
+                loss, info = reinforce_loss(logits, y, self.reward_fn, num_samples=c.num_samples,
+                                            baseline=c.baseline, entropy_weight=c.entropy_weight,
+                                            ce_weight=c.ce_weight, num_classes=self.num_classes,
+                                            generator=self.generator)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(f"non-finite training loss ({loss_value}) at step {self.step} "
+                                         f"({self.phase()} phase, lr {self.lr_at(self.step):.2e})")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip))
+            self.optimizer.step()
+            sampler.update(idx, per_image_ce.detach())
+            self.step += 1
+            totals["loss"] += loss_value
+            totals["grad_norm"] += grad_norm
+            if "reward" in info:
+                totals["reward"] += info["reward"]
+                rewards_seen += 1
+            if on_step is not None:
+                on_step({"step": self.step, "loss": loss_value, "phase": self.phase(self.step - 1), **info})
+        seconds = time.perf_counter() - start
+        stats = {k: v / max(steps, 1) for k, v in totals.items()}
+        if rewards_seen:
+            stats["reward"] = totals["reward"] / rewards_seen
+        else:  # CE steps: score the last batch's greedy prediction with the reward
+            with torch.no_grad():
+                stats["reward"] = float(self.reward_fn(logits.argmax(1), y, self.num_classes).mean()) if steps else 0.0
+        stats.update(images_per_s=steps * c.batch_size / max(seconds, 1e-9), seconds=seconds, steps=steps,
+                     lr=self.lr_at(max(self.step - 1, 0)), step=self.step)
+        return stats
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Greedy label maps int64 [N, H, W] for uint8 images [N, 3, H, W], in evaluation batches."""
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        for chunk in images.split(self.config.eval_batch_size):
+            with autocast(self.device):
+                out.append(self._forward(normalise(chunk.to(self.device))).argmax(1))
+        self.model.train(was_training)
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def evaluate(self, split: str | FaceParsingSet = "val", *, limit: int | None = None) -> dict[str, Any]:
+        """Pooled-confusion scores on a split (or a given set): mean F1, per-class F1, FP rate, IoU,
+        and ``reward``, the mean per-image ``reward_fn`` value. ``limit`` keeps the first N images."""
+        ds = self.data[split] if isinstance(split, str) else self._to_device(split)
+        images, labels = ds.images[:limit], ds.labels[:limit].long()
+        acc = ConfusionAccumulator(self.num_classes, self.device)
+        reward_sum = 0.0
+        for lo in range(0, len(images), self.config.eval_batch_size):
+            hi = lo + self.config.eval_batch_size
+            pred, target = self.predict(images[lo:hi]), labels[lo:hi]
+            acc.update(pred, target)
+            reward_sum += float(self.reward_fn(pred, target, self.num_classes).sum())
+        scores = acc.compute()
+        return {"mean_f1": float(scores["mean_f1"]), "f1": [float(v) for v in scores["f1"]],
+                "fp_rate": float(scores["fp_rate"]), "iou": [float(v) for v in scores["iou"]],
+                "pixel_acc": float(scores["pixel_acc"]), "reward": reward_sum / max(len(images), 1)}
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: tensors and plain data only (loads with weights_only=True)."""
+        return {
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": {"sample": self.sample_generator.get_state(), "device": self.generator.get_state(),
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        rng = state["rng"]
+        self.sample_generator.set_state(rng["sample"])
+        self.generator.set_state(rng["device"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the trainer state atomically (a reader never sees a half-written file)."""
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+
+    def load(self, path: str | os.PathLike) -> None:
+        self.load_state_dict(load_checkpoint(path))
+
+    # ------------------------------------------------------------------ CE-pretrained starts
+    def load_pretrained(self, steps: int, *, cache_dir: str | os.PathLike | None = None,
+                        progress: bool = False) -> Path:
+        """Load the model of a CE run of ``steps`` steps (no augmentation) for this config, training it
+        once and caching it under a key of the config, so env episodes can start from it."""
+        c = self.config
+        key_fields = {k: getattr(c, k) for k in ("preset", "head", "data", "image_size", "batch_size", "lr",
+                                                  "weight_decay", "warmup", "grad_clip", "seed")}
+        key_fields["steps"] = steps
+        key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
+        path = Path(cache_dir or cache_root() / "pretrained") / f"{c.preset}-{key}.pt"
+        if not path.exists():
+            pre = InnerTrainer(c.replace(loss="ce", steps=steps), data=self.data)
+            _train_with_progress(pre, steps, desc=f"CE pre-training {c.preset} ({steps} steps)", enabled=progress)
+            with atomic_path(path) as tmp:
+                torch.save({"key": key_fields, "model": pre.model.state_dict()}, tmp)
+        self.model.load_state_dict(load_checkpoint(path)["model"])
+        return path
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ADAPTIVE_DE_CACHE") or Path.home() / ".cache" / "adaptive_de")
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``: a foreign or tampered file is refused instead of running code."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types; all mean "not one of our checkpoints"
+        raise UserError(f"cannot load checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def _train_with_progress(trainer: InnerTrainer, steps: int, *, desc: str, enabled: bool = True,
+                         policy: Policy | None = None, chunk: int = 50) -> None:
+    from tqdm import tqdm
+    with tqdm(total=steps, desc=desc, disable=not enabled, leave=False) as bar:
+        for done in range(0, steps, chunk):
+            n = min(chunk, steps - done)
+            stats = trainer.train_round(policy, steps=n)
+            bar.update(n)
+            bar.set_postfix(loss=f"{stats['loss']:.3f}")
