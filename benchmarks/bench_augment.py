@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import kornia
 import kornia.augmentation as K
@@ -36,6 +33,7 @@ from adaptive_de.augment import LevelPolicy, RandAugment, TrivialAugment
 from adaptive_de.device import pick_device
 from adaptive_de.errors import run_cli
 from adaptive_de.files import atomic_write_text
+from benchmarks.machine import machine_info
 
 SHAPES = ((32, 64), (64, 112))  # (batch, image size)
 EQUAL_WORK_OPS = ("rotate", "scale", "translate_x", "translate_y", "brightness", "contrast", "saturation", "hue",
@@ -87,20 +85,8 @@ def time_pair(ours: Callable[[], object], theirs: Callable[[], object], device: 
     return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
 
-def machine_info(device: torch.device) -> dict:
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "kornia": kornia.__version__, "python": platform.python_version(),
-            "device": str(device),
-            # Other processes on the cores distort CPU timings badly (OpenMP threads wait for descheduled peers).
-            "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+def describe_machine(device: torch.device) -> dict:
+    return {**machine_info(), "kornia": kornia.__version__, "device": str(device)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reps must be at least 1")
     device = pick_device(args.device)
     warmup, reps = (1, 3) if args.quick else (5, args.reps)
-    machine = machine_info(device)  # before the runs, so the load average is other processes' alone
+    machine = describe_machine(device)  # before the runs, so the load average is other processes' alone
 
     generator = torch.Generator().manual_seed(0)
     rows = []

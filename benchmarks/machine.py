@@ -19,7 +19,7 @@ def cpu_model() -> str:
 
 
 def machine_info() -> dict:
-    """CPU model, core and thread counts, torch version and the CUDA device if any."""
+    """CPU model, core and thread counts, torch version, the CUDA device if any, and the load before the run."""
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
@@ -27,4 +27,6 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        # Other processes on the cores distort CPU timings badly (OpenMP threads wait for descheduled peers).
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }

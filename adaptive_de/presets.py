@@ -1,0 +1,181 @@
+"""Env and run presets as plain data: how big one env episode is, and how long an agent trains.
+
+``EnvConfig`` is everything that defines the task an agent faces (the inner trainer's sizes, the
+data, the rewards, the inner loss); ``EnvConfig.from_preset(name, **overrides)`` starts from a named
+preset. ``RunConfig`` is what ``python -m adaptive_de.run`` records in ``runs/<name>/config.yaml``.
+
+Presets (an episode is ``rounds`` x ``steps_per_round`` inner steps from a CE-pretrained start):
+
+======  =========  ===============================  =====  ========  ========  ==========  =========
+preset  model      data                             batch  pretrain  rounds    val subset  timesteps
+======  =========  ===============================  =====  ========  ========  ==========  =========
+smoke   tiny       synth:train=200,val=50,test=50       8        20  3 x 4             16         12
+cpu     tiny       synth (64 px)                       32       600  8 x 25           100        208
+gpu     small      synth:train=10000 (64 px)          128      3000  10 x 100         500       1000
+paper   vit-p12s8  synth (rendered at 112 px)          64      5000  10 x 200         500        500
+======  =========  ===============================  =====  ========  ========  ==========  =========
+
+The ``cpu`` preset is sized so that ``python -m adaptive_de.run --agent ppo`` (pre-training, 208 agent
+steps = 26 episodes = 13 PPO updates, then one episode for each of 5 methods) takes about 10-11 minutes
+on a quiet 2-core CPU (~56 ms per CE step, ~75 ms per REINFORCE step at batch 32).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import LOSSES
+from .errors import UserError
+
+STARTS = ("pretrained", "scratch")
+REWARD_MODES = ("delta", "absolute", "final")
+
+
+@dataclass
+class EnvConfig:
+    """One ``FaceParsingAugmentEnv`` task. Sizes default to the ``cpu`` preset."""
+
+    preset: str = "cpu"  # the preset the sizes came from (recorded, not re-applied)
+    model: str = "tiny"  # model preset (adaptive_de.models.PRESETS)
+    data: str = "synth"  # data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR
+    image_size: int | None = None  # None: the model preset's size
+    batch_size: int = 32
+    lr: float = 2e-3  # inner learning rate (the CE pre-training's; REINFORCE tuning uses lr * tune_lr_factor)
+    tune_lr_factor: float = 0.1
+    num_samples: int = 4  # REINFORCE samples per image
+    eval_batch_size: int = 250
+    pretrain_steps: int = 600  # CE steps of the cached start model (start="pretrained")
+    rounds: int = 8  # agent steps per episode
+    steps_per_round: int = 25  # inner training steps per agent step
+    val_subset: int = 100  # the first N val images score every round
+    inner_loss: str = "ce_then_reinforce"  # ce | reinforce | ce_then_reinforce
+    reward: str = "f1_fp"  # env reward: a reward spec scored on the val subset
+    reward_kw: dict[str, Any] = field(default_factory=dict)
+    inner_reward: str | None = None  # REINFORCE loss reward; None: the env reward
+    inner_reward_kw: dict[str, Any] | None = None  # None: reward_kw when inner_reward is None, else {}
+    start: str = "pretrained"  # pretrained | scratch
+    reward_mode: str = "delta"  # delta | absolute | final
+    nonfinite_penalty: float = -1.0  # reward of a round whose training loss became NaN/inf (ends the episode)
+    device: str = "auto"
+    seed: int = 0  # model initialisation, pre-training, and the default episode RNG
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name, choices in (("inner_loss", LOSSES), ("start", STARTS), ("reward_mode", REWARD_MODES)):
+            if getattr(self, name) not in choices:
+                raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(choices)}")
+        for name in ("batch_size", "num_samples", "eval_batch_size", "rounds", "steps_per_round", "val_subset"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.start == "pretrained" and self.pretrain_steps < 1:
+            raise UserError(f"pretrain_steps must be at least 1 for a pretrained start, got {self.pretrain_steps}")
+
+    @property
+    def episode_steps(self) -> int:
+        return self.rounds * self.steps_per_round
+
+    def resolved_inner_reward(self) -> tuple[str, dict[str, Any]]:
+        """The REINFORCE reward spec and its parameters (the env reward's unless set separately)."""
+        if self.inner_reward is None:
+            return self.reward, dict(self.reward_kw)
+        return self.inner_reward, dict(self.inner_reward_kw or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_preset(cls, preset: str = "cpu", **overrides: Any) -> EnvConfig:
+        """The preset's sizes with ``overrides`` on top; an unknown preset or option is a UserError."""
+        check_choice("preset", preset, PRESETS)
+        check_keys("env option", overrides, cls)
+        return cls(**{**PRESETS[preset].env, "preset": preset, **overrides})
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named size: the env's options, the agent's default budget, and logging periods."""
+
+    env: dict[str, Any]
+    timesteps: int  # agent env steps
+    checkpoint_every: int  # env steps between checkpoints
+    image_every: int  # training episodes between TensorBoard image grids
+
+
+PRESETS: dict[str, Preset] = {
+    "cpu": Preset(env={}, timesteps=208, checkpoint_every=32, image_every=1),
+    "gpu": Preset(env=dict(model="small", data="synth:train=10000", batch_size=128, pretrain_steps=3000, rounds=10,
+                           steps_per_round=100, val_subset=500),
+                  timesteps=1000, checkpoint_every=100, image_every=10),
+    "paper": Preset(env=dict(model="vit-p12s8", data="synth", batch_size=64, lr=5e-4, pretrain_steps=5000,
+                             rounds=10, steps_per_round=200, val_subset=500, eval_batch_size=200),
+                    timesteps=500, checkpoint_every=50, image_every=10),
+    "smoke": Preset(env=dict(data="synth:train=200,val=50,test=50", batch_size=8, pretrain_steps=20, rounds=3,
+                             steps_per_round=4, val_subset=16, eval_batch_size=50),
+                    timesteps=12, checkpoint_every=6, image_every=1),
+}
+
+DEFAULT_COMPARE = ("none", "random", "randaugment", "trivialaugment")
+
+
+@dataclass
+class RunConfig:
+    """A ``python -m adaptive_de.run`` run as recorded in ``runs/<name>/config.yaml`` (all values resolved)."""
+
+    agent: str = "ppo"  # an agents.AGENTS name, or fixed:<levels>
+    name: str = ""
+    timesteps: int = 0  # total agent env steps
+    compare: list[str] = field(default_factory=lambda: list(DEFAULT_COMPARE))
+    n_envs: int = 1
+    seed: int = 0  # agent seed, and the seed of the final comparison's episodes
+    checkpoint_every: int = 0
+    image_every: int = 1
+    agent_kw: dict[str, Any] = field(default_factory=dict)  # agent hyper-parameter overrides
+    env: dict[str, Any] = field(default_factory=dict)  # EnvConfig fields
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name in ("timesteps", "n_envs", "checkpoint_every", "image_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def env_config(self) -> EnvConfig:
+        return EnvConfig(**self.env)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        check_keys("config key", data, cls)
+        config = cls(**data)
+        check_keys("env option", config.env, EnvConfig)
+        return config
+
+
+def check_choice(kind: str, name: str, choices) -> None:
+    if name not in choices:
+        raise UserError(f"unknown {kind} {name!r}; choose one of: {', '.join(choices)}")
+
+
+def check_keys(kind: str, data: dict[str, Any], cls: type) -> None:
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise UserError(f"unknown {kind}(s): {', '.join(sorted(unknown))}")
+
+
+def check_types(config: Any) -> None:
+    """Raise UserError for a dataclass field whose value has the wrong type (e.g. a string from a YAML file)."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        allowed = tuple(typing.get_origin(a) or a for a in allowed)  # dict[str, Any] -> dict
+        if float in allowed:
+            allowed += (int,)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join("None" if a is type(None) else a.__name__ for a in allowed if a is not int or
+                                float not in allowed)
+            raise UserError(f"{f.name} must be {names}, got {value!r}")

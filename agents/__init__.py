@@ -1,0 +1,56 @@
+"""Agents: SB3 learners and non-learning baselines behind one API (``agents.base.Agent``).
+
+``AGENTS`` maps names to factories ``factory(env, *, seed=0, **options) -> Agent``;
+``make_agent("fixed:2,2,...", env)`` also parses an argument after the colon.
+
+=================  =====================================================================
+name               agent
+=================  =====================================================================
+ppo, a2c, dqn      SB3 learners (dqn acts on ``envs.MenuActionWrapper``'s menu)
+random             a uniformly random action every round
+none               no augmentation, uniform sampling
+randaugment        RandAugment(n=2, m=9) through the env's policy override
+trivialaugment     TrivialAugment through the env's policy override
+fixed:L1,...,L16   constant levels in ``OPS`` order (0..4), optionally ``,MODE`` (sampling mode)
+=================  =====================================================================
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from adaptive_de.errors import UserError
+from agents.base import Agent
+from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
+from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, SB3Agent
+
+AGENTS: dict[str, type[Agent]] = {
+    "ppo": PPOAgent,
+    "a2c": A2CAgent,
+    "dqn": DQNAgent,
+    "random": RandomAgent,
+    "none": NoneAgent,
+    "randaugment": RandAugmentAgent,
+    "trivialaugment": TrivialAugmentAgent,
+    "fixed": FixedAgent,
+}
+AGENT_FORMS = "ppo, a2c, dqn, random, none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]"
+
+
+def agent_class(spec: str) -> tuple[type[Agent], str | None]:
+    """The factory for an agent spec and its argument (``fixed:...``); an unknown name is a UserError."""
+    name, sep, arg = spec.partition(":")
+    if name not in AGENTS or (name == "fixed") != bool(sep):
+        raise UserError(f"unknown agent {spec!r}; choose one of: {AGENT_FORMS}")
+    return AGENTS[name], arg if sep else None
+
+
+def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
+    """Build the agent named by ``spec`` for ``env`` (a VecEnv for learners; anything with spaces for baselines)."""
+    cls, arg = agent_class(spec)
+    if arg is not None:
+        options["levels"] = arg
+    return cls(env, seed=seed, **options)
+
+
+__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "NoneAgent", "PPOAgent",
+           "RandAugmentAgent", "RandomAgent", "SB3Agent", "TrivialAugmentAgent", "agent_class", "make_agent"]

@@ -1,0 +1,91 @@
+"""Non-learning baselines acting through the same env (so they spend the same inner-training budget)."""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from adaptive_de.augment import MAX_LEVEL, OPS
+from adaptive_de.errors import UserError
+from agents.base import Agent
+from envs.face_parsing import SAMPLING_MODES
+
+
+class ConstantAgent(Agent):
+    """The same action every round."""
+
+    def __init__(self, env: Any, *, name: str, action: np.ndarray, seed: int = 0):
+        super().__init__(env, name=name, seed=seed)
+        if not self.action_space.contains(action):
+            raise UserError(f"agent {name}: action {action.tolist()} is not in {self.action_space}")
+        self._action = action
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self._batched(observation, self._action.copy), None
+
+
+class NoneAgent(ConstantAgent):
+    """No augmentation, uniform sampling (the all-zeros action)."""
+
+    def __init__(self, env: Any, *, seed: int = 0):
+        super().__init__(env, name="none", action=np.zeros(env.action_space.shape, dtype=np.int64), seed=seed)
+
+
+class FixedAgent(ConstantAgent):
+    """``fixed:L1,...,L16[,MODE]``: constant levels (``OPS`` order, 0..4) and a sampling mode (default uniform)."""
+
+    def __init__(self, env: Any, *, levels: str, seed: int = 0):
+        super().__init__(env, name=f"fixed:{levels}", action=parse_fixed(levels), seed=seed)
+
+
+def parse_fixed(spec: str) -> np.ndarray:
+    """``"2,2,...,2[,class_balanced]"`` -> the MultiDiscrete action; a malformed spec is a UserError."""
+    parts = [p.strip() for p in spec.split(",")]
+    mode = parts.pop() if len(parts) == len(OPS) + 1 else "uniform"
+    form = (f"fixed:L1,...,L{len(OPS)}[,MODE] with levels 0..{MAX_LEVEL} in op order ({', '.join(OPS)}) "
+            f"and MODE one of {', '.join(SAMPLING_MODES)}")
+    if len(parts) != len(OPS) or mode not in SAMPLING_MODES:
+        raise UserError(f"bad fixed agent {spec!r}; use {form}")
+    try:
+        levels = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"bad fixed agent {spec!r}; use {form}") from None
+    if not all(0 <= level <= MAX_LEVEL for level in levels):
+        raise UserError(f"bad fixed agent {spec!r}; use {form}")
+    return np.array([*levels, list(SAMPLING_MODES).index(mode)], dtype=np.int64)
+
+
+class RandomAgent(Agent):
+    """A uniformly random action every round (levels and sampling mode), from a seeded copy of the action space."""
+
+    def __init__(self, env: Any, *, seed: int = 0):
+        super().__init__(env, name="random", seed=seed)
+        self.action_space = copy.deepcopy(env.action_space)  # seeding the env's own space would change the env
+        self.action_space.seed(seed)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self._batched(observation, self.action_space.sample), None
+
+
+class PolicyOverrideAgent(NoneAgent):
+    """Trains its episodes with a fixed augmentation policy object through the env's policy override."""
+
+    policy_spec: str
+
+    def __init__(self, env: Any, *, seed: int = 0):
+        super().__init__(env, seed=seed)
+        self.name = self.policy_spec
+        self.episode_options = {"policy": self.policy_spec}
+
+
+class RandAugmentAgent(PolicyOverrideAgent):
+    """RandAugment (n = 2 ops per image at m = 9 of 10), uniform sampling."""
+
+    policy_spec = "randaugment"
+
+
+class TrivialAugmentAgent(PolicyOverrideAgent):
+    """TrivialAugment (one op per image at a uniformly random strength), uniform sampling."""
+
+    policy_spec = "trivialaugment"

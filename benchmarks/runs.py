@@ -1,0 +1,103 @@
+"""Shared pieces of the training studies: one scored training run, and result files."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adaptive_de.config import TrainConfig
+from adaptive_de.data import FaceParsingSet, load
+from adaptive_de.files import atomic_path, atomic_write_text
+from adaptive_de.trainer import InnerTrainer
+
+DOCS = Path("docs")
+
+
+def study_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every study shares: ``--quick`` (a smoke check) and ``--threads``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few steps, one seed (smoke check, not a result)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 lets two studies share a 2-core CPU")
+    return parser
+
+
+def apply_threads(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def load_splits(spec: str, size: int = 64, splits: tuple[str, ...] = ("train", "val", "test")) -> dict:
+    return {s: load(spec, s, size=size) for s in splits}
+
+
+def scored_run(config: TrainConfig, data: dict[str, FaceParsingSet], policy=None, *, eval_every: int = 0,
+               eval_split: str = "val", eval_limit: int | None = 200) -> dict[str, Any]:
+    """Train ``config.steps`` steps under ``policy``; return test scores, wall time and a val curve.
+
+    ``wall_seconds`` counts training only (the curve's evaluations are excluded), so it is the
+    figure to compare with a time budget.
+    """
+    trainer = InnerTrainer(config, data=data, splits=tuple(data))
+    curve, train_seconds = [], 0.0
+    every = eval_every or config.steps
+    while trainer.step < config.steps:
+        start = time.perf_counter()
+        trainer.train_round(policy, steps=min(every, config.steps - trainer.step))
+        train_seconds += time.perf_counter() - start
+        if eval_every:
+            scores = trainer.evaluate(eval_split, limit=eval_limit)
+            curve.append({"step": trainer.step, "wall_seconds": round(train_seconds, 2),
+                          "mean_f1": scores["mean_f1"]})
+    test = trainer.evaluate("test")
+    return {"test_mean_f1": test["mean_f1"], "test_f1": finite(test["f1"]), "test_fp_rate": test["fp_rate"],
+            "test_reward": test["reward"], "wall_seconds": round(train_seconds, 2), "curve": curve,
+            "images_per_s": round(config.steps * config.batch_size / max(train_seconds, 1e-9), 1)}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt_pct(values: list[float]) -> str:
+    m, s = mean_std(values)
+    return f"{100 * m:.2f} ± {100 * s:.2f}"
+
+
+def write_json(name: str, data: Any) -> Path:
+    path = DOCS / name
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")  # NaN is not JSON: use finite()
+    return path
+
+
+def finite(values: list[float]) -> list[float | None]:
+    """Per-class F1 lists carry NaN for classes absent from a split; JSON wants null."""
+    return [None if (v is None or math.isnan(v)) else v for v in values]
+
+
+def save_figure(fig, name: str) -> Path:
+    path = DOCS / name
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def update_results_section(title: str, body: str, path: Path = DOCS / "RESULTS.md") -> None:
+    """Replace (or append) the ``## title`` section of docs/RESULTS.md, leaving the others alone."""
+    header = "# Results\n\nMeasured figures; each section is written by the script it names.\n"
+    text = path.read_text() if path.exists() else header
+    marker = f"## {title}\n"
+    section = marker + body.rstrip() + "\n"
+    if marker in text:
+        head, rest = text.split(marker, 1)
+        tail = rest.split("\n## ", 1)
+        text = head + section + ("\n## " + tail[1] if len(tail) > 1 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    atomic_write_text(path, text)

@@ -1,0 +1,59 @@
+"""``MenuActionWrapper``: a ``Discrete`` action space over a menu of named augmentation policies (for DQN)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from adaptive_de.augment import OPS
+from envs.face_parsing import SAMPLING_MODES
+
+GEOMETRIC = ("rotate", "scale", "translate_x", "translate_y", "shear")
+PHOTOMETRIC = ("brightness", "contrast", "gamma", "saturation", "hue")
+DEGRADATION = ("sharpness", "blur", "noise", "grayscale")
+
+
+def _levels(level: int, *groups: tuple[str, ...]) -> dict[str, int]:
+    return {op: level for group in groups for op in group}
+
+
+GEO_PHOTO_FLIP = {**_levels(2, GEOMETRIC, PHOTOMETRIC), "hflip": 4}
+
+MENU: dict[str, tuple[Mapping[str, int], str]] = {
+    "off": ({}, "uniform"),
+    "flip": ({"hflip": 4}, "uniform"),
+    "geometric": (_levels(2, GEOMETRIC), "uniform"),
+    "geometric+flip": ({**_levels(2, GEOMETRIC), "hflip": 4}, "uniform"),
+    "photometric": (_levels(2, PHOTOMETRIC), "uniform"),
+    "degradation": (_levels(2, DEGRADATION), "uniform"),
+    "erase": ({"erase": 2}, "uniform"),
+    "geo+photo+flip": (GEO_PHOTO_FLIP, "uniform"),
+    "all@1": (_levels(1, OPS), "uniform"),
+    "all@2": (_levels(2, OPS), "uniform"),
+    "all@3": (_levels(3, OPS), "uniform"),
+    "geo+photo+flip, class-balanced": (GEO_PHOTO_FLIP, "class_balanced"),
+    "geo+photo+flip, loss-prioritised": (GEO_PHOTO_FLIP, "loss_prioritised"),
+    "geo+photo+flip, mixed sampling": (GEO_PHOTO_FLIP, "mixed"),
+}
+"""The menu, in action order: name -> ({op: level} (missing ops off), sampling mode). Levels 2 of 4 are
+the usual face-parsing ranges (rotation up to 20 deg, shifts up to 10 %, colour factors 1 +- 0.3);
+``hflip`` at 4 mirrors half the samples (with the left/right label swap)."""
+
+
+class MenuActionWrapper(gym.ActionWrapper):
+    """Expose ``Discrete(len(menu))`` over a ``FaceParsingAugmentEnv``'s ``MultiDiscrete`` action.
+
+    Action i picks the i-th entry of ``menu`` (default ``MENU``). ``names`` lists the entries in order.
+    """
+
+    def __init__(self, env: gym.Env, menu: Mapping[str, tuple[Mapping[str, int], str]] = MENU):
+        super().__init__(env)
+        self.names = tuple(menu)
+        self._actions = [np.array([levels.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index(mode)],
+                                  dtype=np.int64) for levels, mode in menu.values()]
+        self.action_space = spaces.Discrete(len(self._actions))
+
+    def action(self, action: int | np.integer | np.ndarray) -> np.ndarray:
+        return self._actions[int(action)].copy()

@@ -1,0 +1,188 @@
+"""The run CLI end to end: a smoke PPO run, TensorBoard tags, evaluate, kill -9 and resume, and bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from adaptive_de import evaluate, run
+from adaptive_de.presets import RunConfig
+
+SMOKE_DATA = "synth:train=200,val=50,test=50"
+
+
+def run_cli(*args: str, check: bool = True, **popen) -> subprocess.CompletedProcess:
+    # One torch thread: the smoke batches are tiny, and busy-waiting threads crawl on a shared 2-core machine.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # ADAPTIVE_DE_CACHE comes from conftest's session fixture
+    result = subprocess.run([sys.executable, "-m", "adaptive_de.run", *args], env=env, capture_output=True,
+                            text=True, timeout=300, **popen)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    logdir = tmp_path_factory.mktemp("runs")
+    run_cli("--agent", "ppo", "--preset", "smoke", "--timesteps", "6", "--logdir", str(logdir), "--name", "smoke")
+    return logdir / "smoke"
+
+
+def event_tags(folder: Path) -> dict[str, list[str]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    events.Reload()
+    return events.Tags()
+
+
+def test_smoke_ppo_run_writes_the_run_folder(smoke_run):
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert results["agent"] == "ppo"
+    assert list(results["methods"]) == ["ppo", "none", "random", "randaugment", "trivialaugment"]
+    for row in results["methods"].values():
+        assert set(row) == {"test_mean_f1", "test_f1", "test_fp_rate", "wall_seconds"}
+        assert 0 <= row["test_mean_f1"] <= 1 and len(row["test_f1"]) == 11 and row["wall_seconds"] > 0
+    table = (smoke_run / "results.md").read_text()
+    assert "| `ppo` |" in table and "| `trivialaugment` |" in table and "skin" in table
+    assert (smoke_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    config = RunConfig.from_dict(yaml.safe_load((smoke_run / "config.yaml").read_text()))
+    assert config.timesteps == 6 and config.env["preset"] == "smoke" and config.env["inner_reward"] == "f1_fp"
+    model = torch.load(smoke_run / "final_model.pt", weights_only=True)
+    assert "model" in model and model["config"]["preset"] == "tiny"
+    assert torch.load(smoke_run / "agent.pt", weights_only=True)["num_timesteps"] == 6
+    assert torch.load(smoke_run / "checkpoints" / "latest.pt", weights_only=True)["timesteps"] == 6
+    assert len((smoke_run / "episodes.jsonl").read_text().splitlines()) == 2
+
+
+def test_tensorboard_has_sb3_and_inner_tags(smoke_run):
+    tags = event_tags(smoke_run / "tb")
+    assert {"rollout/ep_rew_mean", "train/value_loss", "train/entropy_loss"} <= set(tags["scalars"])  # SB3
+    assert {"inner/val_mean_f1", "inner/train_loss", "inner/val_fp_rate", "inner/val_reward", "inner_f1/skin",
+            "episode/return", "final/ppo/val_mean_f1"} <= set(tags["scalars"])
+    assert {"levels/rotate", "levels/erase", "sampler/mode"} <= set(tags["histograms"])
+    assert {"images/augmented", "images/predictions", "final/ppo/predictions"} <= set(tags["images"])
+
+
+def test_evaluate_prints_one_json_object(smoke_run, capsys):
+    assert evaluate.main([str(smoke_run), "--data", SMOKE_DATA]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert scores["mean_f1"] == pytest.approx(results["methods"]["ppo"]["test_mean_f1"])
+    assert len(scores["f1"]) == 11 and 0 <= scores["fp_rate"] <= 1 and scores["num_images"] == 50
+    assert evaluate.main([str(smoke_run), "--data", "lapa:/no/such/folder"]) == 2
+    assert capsys.readouterr().err.startswith("error: folder not found")
+
+
+def test_a_run_killed_with_sigkill_resumes_to_completion(tmp_path):
+    args = ["--agent", "ppo", "--preset", "smoke", "--timesteps", "18", "--compare", "none"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "adaptive_de.run", *args, "--logdir", str(tmp_path),
+                              "--name", "k"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "k" / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    saved = torch.load(checkpoint, weights_only=True)["timesteps"]
+    assert 0 < saved < 18 and not (tmp_path / "k" / "results.json").exists()
+
+    resumed = run_cli("--resume", str(tmp_path / "k"))
+    assert f"from timestep {saved} of 18" in resumed.stderr
+    final = torch.load(checkpoint, weights_only=True)
+    assert final["timesteps"] == 18 and final["agent"]["n_updates"] == 30  # 3 rollouts of 6 steps, 10 epochs each
+    episodes = [json.loads(line) for line in (tmp_path / "k" / "episodes.jsonl").read_text().splitlines()]
+    assert [e["timesteps"] for e in episodes] == list(range(3, 19, 3))  # no restart at 0, no duplicate
+    assert list(json.loads((tmp_path / "k" / "results.json").read_text())["methods"]) == ["ppo", "none"]
+    steps = [int(e.step) for e in _scalars(tmp_path / "k" / "tb", "episode/return")]
+    assert steps == list(range(3, 19, 3))  # the killed run's tail is purged, the curve continues
+
+
+def _scalars(folder: Path, tag: str):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return events.Scalars(tag)
+
+
+BAD_INPUTS = [
+    (["--agent", "sac"], "unknown agent 'sac'; choose one of: ppo, a2c, dqn"),
+    (["--preset", "huge"], "unknown preset 'huge'; choose one of: cpu, gpu, paper, smoke"),
+    (["--reward", "nope"], "unknown reward 'nope'; choose one of:"),
+    (["--reward-kw", "w"], "malformed key=value 'w'"),
+    (["--reward-kw", "x=1"], "f1_fp"),
+    (["--inner-loss", "mse"], "unknown inner_loss 'mse'"),
+    (["--compare", "none,ppo"], "learning agent"),
+    (["--compare", "none,xyz"], "unknown agent 'xyz'"),
+    (["--timesteps", "0"], "timesteps must be at least 1"),
+    (["--preset", "smoke", "--data", "lapa:/no/such/folder"], "folder not found: /no/such/folder"),
+    (["--config", "/no/such.yaml"], "config file /no/such.yaml does not exist"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS, ids=[a[0][-1][:12] for a in BAD_INPUTS])
+def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, capsys, args, message):
+    assert run.main([*args, "--logdir", str(tmp_path / "runs"), "--name", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_resume_is_one_error_line(tmp_path, capsys, smoke_run):
+    corrupt = tmp_path / "corrupt"
+    (corrupt / "checkpoints").mkdir(parents=True)
+    (corrupt / "config.yaml").write_text((smoke_run / "config.yaml").read_text())
+    (corrupt / "checkpoints" / "latest.pt").write_bytes(b"not a checkpoint")
+    bad_yaml = tmp_path / "bad_yaml"
+    bad_yaml.mkdir()
+    (bad_yaml / "config.yaml").write_text("agent: [unclosed")
+    cases = [([str(tmp_path / "missing")], "the folder does not exist"),
+             ([str(tmp_path)], "not a run folder (no config.yaml)"),
+             ([str(corrupt)], "cannot load checkpoint"),
+             ([str(bad_yaml)], "config is not valid YAML"),
+             ([str(smoke_run), "--agent", "dqn"], "--agent cannot change")]
+    for args, message in cases:
+        assert run.main(["--resume", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("text, message", [("env: 5", "env must be a mapping"),
+                                           ("agent_kw: {n_stepz: 4}", "unknown ppo option(s) n_stepz"),
+                                           ("env: {rounds: many}", "rounds must be int"),
+                                           ("timestep: 5", "unknown config key(s): timestep")])
+def test_bad_config_file_is_one_error_line(tmp_path, capsys, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    assert run.main(["--config", str(tmp_path / "c.yaml"), "--logdir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_user_error_exit_code_and_no_traceback_in_a_real_process(tmp_path):
+    result = run_cli("--agent", "sac", "--logdir", str(tmp_path), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: unknown agent") and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_file_then_flags_and_reward_sides(tmp_path, smoke_run):
+    parse = run.build_parser().parse_args
+    config = run.new_config(parse(["--config", str(smoke_run / "config.yaml"), "--timesteps", "9", "--name", "c",
+                                   "--env-reward", "mean_f1", "--inner-reward-kw", "w=0.5"]))
+    assert config.name == "c" and config.timesteps == 9 and config.env["preset"] == "smoke"
+    assert (config.env["reward"], config.env["reward_kw"]) == ("mean_f1", {})
+    assert (config.env["inner_reward"], config.env["inner_reward_kw"]) == ("f1_fp", {"w": 0.5})
+    both = run.new_config(parse(["--reward", "f1_fp", "--reward-kw", "w=0.4", "fp_norm=count"]))
+    assert both.env["reward_kw"] == both.env["inner_reward_kw"] == {"w": 0.4, "fp_norm": "count"}
+    assert both.env["preset"] == "cpu" and both.timesteps == 208 and both.compare == list(run.DEFAULT_COMPARE)
+    fixed = ",".join(["1"] * 16)
+    assert run.parse_compare(f"none,fixed:{fixed},mixed,random") == ["none", f"fixed:{fixed},mixed", "random"]
