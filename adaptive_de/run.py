@@ -323,8 +323,11 @@ def final_comparison(config: RunConfig, run_dir: Path, env: FaceParsingAugmentEn
             test = env.evaluate("test")
             if method is agent:
                 env.trainer.save(run_dir / FINAL_MODEL)
+            # What the method chose each round (levels are None under a policy override), for "what did it learn?".
             rows[method.name] = {"test_mean_f1": test["mean_f1"], "test_f1": test["f1"],
-                                 "test_fp_rate": test["fp_rate"], "wall_seconds": episode.wall_seconds}
+                                 "test_fp_rate": test["fp_rate"], "wall_seconds": episode.wall_seconds,
+                                 "levels": [info["levels"] for info in episode.infos[1:]],
+                                 "sampler": [info["sampler"] for info in episode.infos[1:]]}
             curves[method.name] = episode.val_mean_f1
             for round_index, value in enumerate(episode.val_mean_f1):
                 writer.add_scalar(f"final/{method.name}/val_mean_f1", value, round_index)

@@ -41,12 +41,26 @@ def test_preview_grid_size_and_policy_hook():
 
     seen = []
 
-    def policy(x, y):
+    def policy(x, y, *, generator):
         seen.append(len(x))
         return x.flip(-1), y.flip(-1)
 
     flipped = preview(images, labels, CELEBAMASK_HQ, policy=policy)
     assert seen == [3] and not torch.equal(flipped, picture)
+
+
+def test_cli_policy_changes_the_picture(tmp_path):
+    """--policy augments before drawing; the same seed gives the same picture."""
+    from PIL import Image
+
+    from adaptive_de.data.preview import main
+    base = ["synth:train=8,val=4,test=4", "--n", "4", "--seed", "1"]
+    outs = {}
+    for name, extra in (("plain", []), ("aug", ["--policy", "levels:4,0,0,0,0,4,3,0,0,0,0,0,0,0,0,0"]),
+                        ("aug2", ["--policy", "levels:4,0,0,0,0,4,3,0,0,0,0,0,0,0,0,0"])):
+        assert main([*base, "--out", str(tmp_path / f"{name}.png"), *extra]) == 0
+        outs[name] = torch.tensor(list(Image.open(tmp_path / f"{name}.png").getdata()))
+    assert not torch.equal(outs["plain"], outs["aug"]) and torch.equal(outs["aug"], outs["aug2"])
 
 
 def test_pick_is_reproducible():

@@ -1,6 +1,7 @@
 """Draw a few samples of a data set with their label overlays into one PNG.
 
-``python -m adaptive_de.data.preview SPEC --split train --out grid.png [--n 16] [--size 64] [--seed 0]``
+``python -m adaptive_de.data.preview SPEC --split train --out grid.png [--n 16] [--size 64] [--seed 0]
+[--policy none|randaugment[:N,M]|trivialaugment|levels:L1,...,L16]``
 """
 from __future__ import annotations
 
@@ -29,13 +30,10 @@ def pick(data: Dataset, *, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.T
 
 
 def preview(images: torch.Tensor, labels: torch.Tensor, scheme: LabelScheme, *,
-            policy: Policy | None = None) -> torch.Tensor:
-    """The preview picture (uint8 [3,H,W]) of a batch; ``policy(images, labels)`` is applied first if given.
-
-    ``policy`` is where a future ``--policy`` option (augmentation preview) plugs in.
-    """
+            policy: Policy | None = None, seed: int = 0) -> torch.Tensor:
+    """The preview picture (uint8 [3,H,W]) of a batch; ``policy`` (an augmentation policy) is applied first if given."""
     if policy is not None:
-        images, labels = policy(images, labels)
+        images, labels = policy(images, labels, generator=torch.Generator().manual_seed(seed))
     return draw.preview_grid(images, labels, scheme)
 
 
@@ -48,11 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="PNG file to write")
     parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     parser.add_argument("--size", type=int, default=64, help="resize samples to this side (default 64)")
-    parser.add_argument("--seed", type=int, default=0, help="which samples are picked")
+    parser.add_argument("--seed", type=int, default=0, help="which samples are picked, and the augmentation's draws")
+    parser.add_argument("--policy", default=None,
+                        help="augment first: none | randaugment[:N,M] | trivialaugment | levels:L1,...,L16 (op order "
+                             "as adaptive_de.augment.OPS)")
     args = parser.parse_args(argv)
+    from adaptive_de.augment import make_policy  # augmentation sits above the data layer; only this CLI needs it
+
     data = open_dataset(args.spec, args.split, size=args.size)
+    policy = make_policy(args.policy, data.scheme) if args.policy else None
     images, labels = pick(data, n=args.n, seed=args.seed)
-    picture = preview(images, labels, data.scheme)
+    picture = preview(images, labels, data.scheme, policy=policy, seed=args.seed)
     try:
         draw.save_png(picture, args.out)
     except OSError as e:

@@ -1,0 +1,72 @@
+"""The speed suite: every speed benchmark in one run, a table, and docs/benchmarks.json.
+
+    python -m benchmarks [--quick]
+
+Ratios are measured against a baseline in the same run. Time it on a quiet machine: other jobs on
+a 2-core CPU distort the figures badly (the load average before the run is recorded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from adaptive_de.augment import LevelPolicy
+from adaptive_de.data import FaceParsingSet
+from adaptive_de.data.labels import LAPA
+from adaptive_de.data.synthetic import render_faces
+from adaptive_de.files import atomic_write_text
+from benchmarks import bench_augment, bench_model, bench_synth
+from benchmarks.headroom import MATCHED_LEVELS, MATCHED_P
+from benchmarks.machine import machine_info
+from benchmarks.overhead import overhead_ratio
+from benchmarks.rewards_study import step_time_ratio
+
+TARGETS = {"overhead_ratio": "<= 1.10", "augment_speedup_vs_kornia": ">= 3", "reinforce_step_ratio": "<= 1.3",
+           "synth_faces_per_s": ">= 2000 (64 px)"}
+
+
+def reinforce_step_ratio(quick: bool) -> dict:
+    images, labels = render_faces(256)
+    data = {"train": FaceParsingSet(images, labels, LAPA, [str(i) for i in range(len(images))])}
+    return step_time_ratio(data, LevelPolicy(MATCHED_LEVELS, p=MATCHED_P), reps=3 if quick else 20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 5 minutes on 2 cores)")
+    args = parser.parse_args()
+    quick = ["--quick"] if args.quick else []
+    out: dict = {"quick": args.quick, "machine": machine_info(), "targets": TARGETS}
+
+    synth = bench_synth.run(args.quick)
+    out["synth_faces_per_s"] = synth["synth_faces_per_s"]
+    out["synth"] = synth["faces_per_s"]
+
+    bench_augment.main(quick + ["--device", "cpu", "--out", "docs/bench_augment.json"])
+    aug = json.loads(open("docs/bench_augment.json").read())["results"]
+    out["augment"] = aug
+    out["augment_speedup_vs_kornia"] = next(r["speedup"] for r in aug
+                                            if r["case"] == "equal_work" and r["batch"] == 64 and r["size"] == 112)
+
+    bench_model.main(quick + ["--out", "docs/bench_model.json"])
+    model = json.loads(open("docs/bench_model.json").read())
+    out["model_images_per_s"] = {k: v["images_per_s"] for k, v in model["cpu_training"].items()}
+    out["vit_p12s8_gmacs"] = model["vit-p12s8"]["gmacs_analytic"]
+
+    out.update(reinforce_step_ratio(args.quick))
+    out.update(overhead_ratio(quick=args.quick))
+
+    print("\nmetric                         value      target")
+    for key in ("synth_faces_per_s", "augment_speedup_vs_kornia", "reinforce_step_ratio", "overhead_ratio"):
+        print(f"{key:<28} {out[key]:>9.2f}   {TARGETS[key]}")
+    for preset, ips in out["model_images_per_s"].items():
+        print(f"model {preset:<22} {ips:>9.1f}   images/s (train step, batch 32)")
+    atomic_write_text("docs/benchmarks.json", json.dumps(out, indent=2) + "\n")
+    print("wrote docs/benchmarks.json")
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()
