@@ -93,7 +93,7 @@ def update_results_section(title: str, body: str, path: Path = DOCS / "RESULTS.m
     header = "# Results\n\nMeasured figures; each section is written by the script it names.\n"
     text = path.read_text() if path.exists() else header
     marker = f"## {title}\n"
-    section = marker + body.rstrip() + "\n"
+    section = marker + "\n" + body.strip() + "\n"
     if marker in text:
         head, rest = text.split(marker, 1)
         tail = rest.split("\n## ", 1)

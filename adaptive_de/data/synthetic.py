@@ -14,6 +14,11 @@ the subject's left, which a frontal face shows on the image's right (x > 0).
 Determinism: every random number is a hash of (seed, split, face index, parameter name), and
 pixel noise comes from a fixed noise bank indexed by per-face offsets, so a face does not
 depend on the batch it is rendered in.
+
+Identities: given an identity id per face, the draws of the identity traits (``IDENTITY_TRAITS``:
+face shape, skin and hair colour, hair style, feature geometry, fringe) are keyed by
+(seed, split, identity id) instead of the face index, so faces of one identity share them
+while pose, light, background, clothes, expression and camera still vary per face.
 """
 from __future__ import annotations
 
@@ -85,32 +90,55 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return (x >> 16) ^ x
 
 
+# The draws that make up an identity, by exact name. ``_pick`` draws a palette entry under its
+# name and a per-channel jitter under the name plus "r"/"g"/"b"; names are listed rather than
+# matched by prefix because per-face draws share prefixes ("hair_tex" noise offsets, "gap").
+_PICKED = ("skin", "hair", "iris")
+IDENTITY_TRAITS = frozenset({
+    "face_rx", "face_aspect", "face_cy", "hair_style", "cap_pad",
+    "nose_y", "nose_w", "mouth_y", "mouth_w", "lip_u", "lip_l", "lip",
+    "eye_dx", "eye_y", "eye_w", "eye_h", "brow_dy", "brow_w", "brow_h", "brow_tilt",
+    "fringe", "fringe_y", "fringe_wave",
+    *_PICKED, *(name + c for name in _PICKED for c in "rgb"),
+})
+_IDENTITY_SALT = 0x27D4EB2F  # keeps identity k's traits apart from face k's draws
+
+
 class _Draws:
     """Per-face random numbers keyed by (seed, split, face index, name): batch-size independent.
 
+    With ``trait_keys`` (one per face, from its identity id), the names in ``IDENTITY_TRAITS``
+    are keyed by those instead, so faces of one identity draw equal traits.
     Values are computed once per name for all faces of a request; ``take`` gives the view of a
     chunk or subset, so rendering in pieces costs no extra hashing.
     """
 
-    def __init__(self, keys: torch.Tensor, parent: _Draws | None = None, index=None):
-        self.keys, self._parent, self._index = keys, parent, index
+    def __init__(self, keys: torch.Tensor, trait_keys: torch.Tensor | None = None,
+                 parent: _Draws | None = None, index=None):
+        self.keys, self.trait_keys, self._parent, self._index = keys, trait_keys, parent, index
         self._cache: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def for_faces(cls, seed: int, split: str, indices: torch.Tensor) -> _Draws:
+    def for_faces(cls, seed: int, split: str, indices: torch.Tensor, identities: torch.Tensor | None = None) -> _Draws:
         base = _mix32(torch.tensor((seed * 0x9E3779B1 + SPLITS.index(split) * 0x85EBCA6B) & _MASK32))
-        return cls(_mix32(base ^ (indices.to(torch.int64) & _MASK32)))
+        trait_keys = None
+        if identities is not None:
+            trait_keys = _mix32(_mix32(base ^ _IDENTITY_SALT) ^ (identities.to(torch.int64) & _MASK32))
+        return cls(_mix32(base ^ (indices.to(torch.int64) & _MASK32)), trait_keys)
 
     def take(self, index) -> _Draws:
         """The draws of the faces ``index`` (a slice or an index tensor)."""
-        return _Draws(self.keys[index], self, index)
+        trait_keys = None if self.trait_keys is None else self.trait_keys[index]
+        return _Draws(self.keys[index], trait_keys, self, index)
 
     def _bits(self, name: str) -> torch.Tensor:
         if name not in self._cache:
             if self._parent is not None:
                 self._cache[name] = self._parent._bits(name)[self._index]
             else:
-                self._cache[name] = _mix32(self.keys ^ zlib.crc32(name.encode()))
+                by_identity = self.trait_keys is not None and name in IDENTITY_TRAITS
+                keys = self.trait_keys if by_identity else self.keys
+                self._cache[name] = _mix32(keys ^ zlib.crc32(name.encode()))
         return self._cache[name]
 
     def uniform(self, name: str, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
@@ -293,17 +321,24 @@ _CHUNK_ELEMS = 1 << 18
 
 
 def render_faces(n: int, *, size: int = 64, seed: int = 0, split: str = "train", shift: float = 1.0,
-                 start: int = 0, nuisances: Nuisances | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 start: int = 0, nuisances: Nuisances | None = None,
+                 identities: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``n`` faces (indices ``start .. start+n-1``) of a split.
 
     Returns ``images`` uint8 [N, 3, size, size] and ``labels`` uint8 [N, size, size] in LaPa ids.
     ``shift`` scales the train→val/test shift (0: one distribution for every split); ``nuisances``
     overrides the split's ranges altogether. The same (seed, split, index) always gives the same face.
+    ``identities`` (integers [n], one id per face) makes the ``IDENTITY_TRAITS`` draws depend on
+    (seed, split, identity id) instead of the face index: faces with equal ids are one person
+    seen under their own pose, light, background, expression and camera.
     """
     if n < 0 or size < 16:
         raise ValueError(f"need n >= 0 and size >= 16, got n={n}, size={size}")
+    if identities is not None and (identities.shape != (n,) or identities.is_floating_point()):
+        raise ValueError(f"identities must be an integer tensor of shape ({n},), got "
+                         f"{identities.dtype} {tuple(identities.shape)}")
     rng = nuisances or nuisances_for(split, shift)
-    draws = _Draws.for_faces(seed, split, torch.arange(start, start + n))
+    draws = _Draws.for_faces(seed, split, torch.arange(start, start + n), identities)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     labels = torch.empty(n, size, size, dtype=torch.uint8)
     chunk = max(1, _CHUNK_ELEMS // (size * size))
