@@ -10,14 +10,14 @@ Presets (an episode is ``rounds`` x ``steps_per_round`` inner steps from a CE-pr
 preset  model      data                             batch  pretrain  rounds    val subset  timesteps
 ======  =========  ===============================  =====  ========  ========  ==========  =========
 smoke   tiny       synth:train=200,val=50,test=50       8        20  3 x 4             16         12
-cpu     tiny       synth (64 px)                       32       600  8 x 25           100        208
+cpu     tiny       synth (64 px)                       32       600  6 x 20           100        120
 gpu     small      synth:train=10000 (64 px)          128      3000  10 x 100         500       1000
 paper   vit-p12s8  synth (rendered at 112 px)          64      5000  10 x 200         500        500
 ======  =========  ===============================  =====  ========  ========  ==========  =========
 
-The ``cpu`` preset is sized so that ``python -m adaptive_de.run --agent ppo`` (pre-training, 208 agent
-steps = 26 episodes = 13 PPO updates, then one episode for each of 5 methods) takes about 10-11 minutes
-on a quiet 2-core CPU (~56 ms per CE step, ~75 ms per REINFORCE step at batch 32).
+The ``cpu`` preset is sized so that ``python -m adaptive_de.run --agent ppo`` (pre-training, 120 agent
+steps = 20 episodes = 10 PPO updates, then one episode for each of 5 methods) fits in 15 minutes on a
+quiet 2-core CPU, where a ``tiny`` training step at batch 32 costs roughly 0.15-0.2 s.
 """
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ class EnvConfig:
     num_samples: int = 4  # REINFORCE samples per image
     eval_batch_size: int = 250
     pretrain_steps: int = 600  # CE steps of the cached start model (start="pretrained")
-    rounds: int = 8  # agent steps per episode
-    steps_per_round: int = 25  # inner training steps per agent step
+    rounds: int = 6  # agent steps per episode
+    steps_per_round: int = 20  # inner training steps per agent step
     val_subset: int = 100  # the first N val images score every round
     inner_loss: str = "ce_then_reinforce"  # ce | reinforce | ce_then_reinforce
     reward: str = "f1_fp"  # env reward: a reward spec scored on the val subset
@@ -105,7 +105,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "cpu": Preset(env={}, timesteps=208, checkpoint_every=32, image_every=1),
+    "cpu": Preset(env={}, timesteps=120, checkpoint_every=24, image_every=1),
     "gpu": Preset(env=dict(model="small", data="synth:train=10000", batch_size=128, pretrain_steps=3000, rounds=10,
                            steps_per_round=100, val_subset=500),
                   timesteps=1000, checkpoint_every=100, image_every=10),
