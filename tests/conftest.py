@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from adaptive_de.data import FaceParsingSet
 from adaptive_de.data.labels import LAPA
@@ -25,3 +26,12 @@ def _private_cache(tmp_path_factory):
     mp.setenv("ADAPTIVE_DE_CACHE", str(tmp_path_factory.mktemp("cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Test-sized batches gain nothing from a second thread, and busy-waiting threads crawl on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,15 +16,6 @@ from envs import FaceParsingAugmentEnv, MenuActionWrapper
 FIXED = ",".join(["2"] * 5 + ["4"] + ["0"] * 10) + ",class_balanced"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Smoke-sized batches gain nothing from a second thread, and busy-waiting threads crawl on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def env():
     return FaceParsingAugmentEnv(preset="smoke")

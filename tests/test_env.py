@@ -14,15 +14,6 @@ from envs import ENV_ID, MENU, SAMPLING_MODES, FaceParsingAugmentEnv, MenuAction
 ACTIONS = [np.array([2] * len(OPS) + [0]), np.array([0, 4, 1, 3] * 4 + [3]), np.array([1] * len(OPS) + [1])]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Smoke-sized batches gain nothing from a second thread, and busy-waiting threads crawl on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def env():
     return FaceParsingAugmentEnv(preset="smoke", render_mode="rgb_array")
