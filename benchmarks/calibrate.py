@@ -52,7 +52,11 @@ def main() -> None:
     if args.quick:
         return
     write_json("calibration.json", {"machine": machine_info(), "data": "synth:shift=0", "runs": results})
+    write_report(results, machine_info())
 
+
+def write_report(results: dict, machine: dict) -> None:
+    """docs/calibration.png and the RESULTS.md section, from the runs' results."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
         ax.plot([p["wall_seconds"] for p in r["curve"]], [p["mean_f1"] for p in r["curve"]], marker="o", label=name)
@@ -72,7 +76,10 @@ def main() -> None:
     for c, cls in enumerate(LAPA.classes):
         per_class.append(f"| {cls} | " + " | ".join(f"{100 * r['test_f1'][c]:.2f}" for r in results.values()) + " |")
     body = ("Written by `python -m benchmarks.calibrate`. Cross-entropy, no augmentation, batch 32, "
-            "`synth:shift=0` (train and test from one distribution), test split of 1,000 faces.\n\n"
+            "`synth:shift=0` (train and test from one distribution), test split of 1,000 faces. "
+            f"Timed with {machine['torch_threads']} torch thread(s); load average {machine['load_average_1min']} when "
+            "the results were written (other jobs shared the 2 cores: the wall times are upper bounds; "
+            "`docs/benchmarks.json` has the quiet-machine step rates).\n\n"
             + "\n".join(rows) + "\n\nPer-class test F1 (%):\n\n" + "\n".join(per_class)
             + "\n\n![mean F1 vs wall time](calibration.png)\n")
     update_results_section("Calibration of the CPU presets (issue 3)", body)
