@@ -46,9 +46,12 @@ def test_smoke_ppo_run_writes_the_run_folder(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
     assert results["agent"] == "ppo"
     assert list(results["methods"]) == ["ppo", "none", "random", "randaugment", "trivialaugment"]
-    for row in results["methods"].values():
-        assert set(row) == {"test_mean_f1", "test_f1", "test_fp_rate", "wall_seconds"}
+    for name, row in results["methods"].items():
+        assert set(row) == {"test_mean_f1", "test_f1", "test_fp_rate", "wall_seconds", "levels", "sampler"}
         assert 0 <= row["test_mean_f1"] <= 1 and len(row["test_f1"]) == 11 and row["wall_seconds"] > 0
+        assert len(row["levels"]) == len(row["sampler"]) == 3  # one entry per round of the smoke episode
+        overridden = name in ("randaugment", "trivialaugment")  # they run a policy object, not levels
+        assert all((levels is None) == overridden for levels in row["levels"])
     table = (smoke_run / "results.md").read_text()
     assert "| `ppo` |" in table and "| `trivialaugment` |" in table and "skin" in table
     assert (smoke_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
