@@ -56,17 +56,20 @@ def main() -> None:
     parser = study_parser(__doc__)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--policies", nargs="+", default=None, choices=list(policies()),
+                        help="run only these (a partial check: writes no docs)")
     args = parser.parse_args()
     apply_threads(args.threads)
     steps, seeds = (10, [0]) if args.quick else (args.steps, args.seeds)
     data = load_splits("synth", splits=("train", "test"))
     details: dict[str, list[dict]] = {}
-    for name, policy in policies().items():
+    chosen = {n: p for n, p in policies().items() if args.policies is None or n in args.policies}
+    for name, policy in chosen.items():
         for seed in seeds:
             run = scored_run(TrainConfig(steps=steps, seed=seed, device="cpu"), data, policy)
             details.setdefault(name, []).append(run)
             print(f"{name:>15} seed {seed}: test mean F1 {100 * run['test_mean_f1']:.2f} ({run['wall_seconds']:.0f} s)")
-    if args.quick:
+    if args.quick or args.policies:
         return
     summary = {name: [r["test_mean_f1"] for r in runs] for name, runs in details.items()}
     write_json("headroom.json", summary)

@@ -18,6 +18,9 @@ def test_rloo_and_other_advantages_by_hand():
     ])
     torch.testing.assert_close(advantages(rewards, "rloo"), rloo)
     torch.testing.assert_close(advantages(rewards[:2], "pair"), torch.tensor([[1 - 3.0, 2 - 4.0], [0.0, 0.0]]))
+    # Odd K: (0, 1) as before, and the last sample against sample 0.
+    torch.testing.assert_close(advantages(rewards, "pair"),
+                               torch.tensor([[1 - 3.0, 2 - 4.0], [0.0, 0.0], [5 - 1.0, 9 - 2.0]]))
     greedy = torch.tensor([0.5, 1.0])
     torch.testing.assert_close(advantages(rewards, "greedy", greedy), rewards - greedy)
     torch.testing.assert_close(advantages(rewards, "none"), rewards)
@@ -119,8 +122,8 @@ def test_argument_errors():
         reinforce_loss(logits, target, reward, baseline="mean")
     with pytest.raises(ValueError, match="num_samples"):
         reinforce_loss(logits, target, reward, num_samples=1, baseline="rloo")
-    with pytest.raises(ValueError, match="even"):
-        reinforce_loss(logits, target, reward, num_samples=3, baseline="pair")
+    with pytest.raises(ValueError, match="num_samples"):
+        reinforce_loss(logits, target, reward, num_samples=1, baseline="pair")
     with pytest.raises(ValueError, match=r"target \[B, H, W\]"):
         reinforce_loss(logits, target[0], reward)
 

@@ -41,7 +41,8 @@ def advantages(rewards: Tensor, baseline: str, greedy_rewards: Tensor | None = N
 
     * ``rloo``: ``A_i = R_i - mean_{j != i} R_j`` (needs K >= 2).
     * ``pair``: samples are paired (0, 1), (2, 3), ...; the first of a pair gets ``R_first - R_second``
-      and the second is only its baseline (advantage 0). With K = 2 this is the seed's step exactly.
+      and the second is only its baseline (advantage 0). With odd K the last sample is paired with
+      sample 0 (an independent draw, so still unbiased). With K = 2 this is the seed's step exactly.
     * ``greedy``: ``A_i = R_i - R_greedy``, the reward of the argmax prediction (self-critical).
     * ``none``: ``A_i = R_i``.
     """
@@ -50,7 +51,8 @@ def advantages(rewards: Tensor, baseline: str, greedy_rewards: Tensor | None = N
         return rewards - (rewards.sum(0, keepdim=True) - rewards) / (k - 1)
     if baseline == "pair":
         adv = torch.zeros_like(rewards)
-        adv[0::2] = rewards[0::2] - rewards[1::2]
+        partner = torch.arange(1, k + 1, 2) % k  # the sample after each even one, wrapping to 0
+        adv[0::2] = rewards[0::2] - rewards[partner]
         return adv
     if baseline == "greedy":
         if greedy_rewards is None:
@@ -94,8 +96,6 @@ def reinforce_loss(
     min_samples = 2 if baseline in ("rloo", "pair") else 1
     if num_samples < min_samples:
         raise ValueError(f"baseline {baseline!r} needs num_samples >= {min_samples}, got {num_samples}")
-    if baseline == "pair" and num_samples % 2:
-        raise ValueError(f"baseline 'pair' needs an even num_samples, got {num_samples}")
     if logits.dim() != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"expected logits [B, C, H, W] and target [B, H, W]; got {tuple(logits.shape)} and "
                          f"{tuple(target.shape)}")
