@@ -30,6 +30,7 @@ from torch import nn
 from .augment import NoAugment
 from .config import TrainConfig
 from .data import FaceParsingSet, load
+from .data.folders import cache_root
 from .data.sampling import MixtureSampler, Sampler
 from .device import autocast, pick_device
 from .errors import UserError
@@ -277,10 +278,6 @@ class InnerTrainer:
                 torch.save({"key": key_fields, "model": pre.model.state_dict()}, tmp)
         self.model.load_state_dict(load_checkpoint(path)["model"])
         return path
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("ADAPTIVE_DE_CACHE") or Path.home() / ".cache" / "adaptive_de")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
