@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import statistics
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -17,6 +20,7 @@ from adaptive_de.files import atomic_path, atomic_write_text
 from adaptive_de.trainer import InnerTrainer
 
 DOCS = Path("docs")
+T = TypeVar("T")
 
 
 def study_parser(doc: str) -> argparse.ArgumentParser:
@@ -25,12 +29,28 @@ def study_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a few steps, one seed (smoke check, not a result)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default); 1 lets two studies share a 2-core CPU")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="training runs at once, in worker processes of 1 torch thread each (default 1)")
     return parser
 
 
 def apply_threads(threads: int) -> None:
     if threads:
         torch.set_num_threads(threads)
+
+
+def map_runs(fn: Callable[..., T], tasks: list[tuple], jobs: int = 1) -> list[T]:
+    """``[fn(*task) for task in tasks]``, in ``jobs`` worker processes when ``jobs > 1``.
+
+    On a small CPU, independent single-threaded runs side by side use the cores better than one
+    run's intra-op threads (a tiny model's kernels are too short to split well). Workers are
+    spawned, so ``fn`` must be a module-level function; results come back in task order.
+    """
+    if jobs <= 1:
+        return [fn(*task) for task in tasks]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        return list(pool.map(fn, *zip(*tasks, strict=True)))
 
 
 def load_splits(spec: str, size: int = 64, splits: tuple[str, ...] = ("train", "val", "test")) -> dict:

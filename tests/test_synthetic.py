@@ -63,9 +63,12 @@ def test_train_and_test_nuisance_ranges_differ():
     assert te_angle.std() > 2.5 * tr_angle.std()
     assert tr_angle.abs().max() < 12 and te_angle.abs().max() > 25
     assert brightness(te_im).std() > 1.5 * brightness(tr_im).std()
-    # Test faces are sometimes occluded: fewer skin pixels on some faces than train ever has.
-    skin_frac = lambda lb: (lb == 1).float().mean((1, 2))  # noqa: E731
-    assert skin_frac(te_lb).std() > 1.5 * skin_frac(tr_lb).std()
+    # Test faces are sometimes occluded (WIDE.occlusion of them), train faces never: rendering the
+    # same faces without occluders changes exactly the occluded ones.
+    from dataclasses import replace
+    _, clear_lb = render_faces(200, split="test", nuisances=replace(WIDE, occlusion=0.0))
+    occluded = (clear_lb != te_lb).flatten(1).any(1).float().mean()
+    assert 0.3 * WIDE.occlusion < occluded < 2 * WIDE.occlusion and NARROW.occlusion == 0
 
 
 def test_shift_zero_gives_one_distribution():
@@ -83,7 +86,7 @@ def test_all_classes_occur_with_plausible_frequencies():
     freq /= freq.sum()
     print("\nclass pixel frequencies:", {c: round(float(f), 4) for c, f in zip(LAPA.classes, freq, strict=True)})
     assert (freq > 0).all()
-    assert 0.25 < freq[1] < 0.5  # face skin fills much of the frame
+    assert 0.4 < freq[1] < 0.7  # face skin fills most of the frame
     assert 0.1 < freq[10] < 0.35  # hair
     for c in (2, 3, 4, 5, 7, 9):  # brows, eyes, lips: small but present
         assert 0.002 < freq[c] < 0.02, LAPA.classes[c]
