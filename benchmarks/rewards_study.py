@@ -1,16 +1,18 @@
 """Reward tuning study: cross-entropy vs REINFORCE on F1 - w*FP, from scratch and from a CE model.
 
-    python -m benchmarks.rewards_study [--steps 1000] [--seeds 0 1 2] [--quick]
+    python -m benchmarks.rewards_study [--steps 1000] [--seeds 0 1 2] [--tune 0.1:0 1:1] [--jobs 2] [--quick]
 
 On the shifted synthetic benchmark, ``tiny``, equal total steps, the same augmentation for every
 arm (the hand-matched LevelPolicy of benchmarks.headroom): (a) CE, (b) REINFORCE from scratch,
 (c) CE for ``tune_from`` of the steps, then REINFORCE with ``f1_fp`` for the rest, with the
-``pair``, ``greedy`` and ``rloo`` baselines. The three (c) arms of a seed share their CE phase.
+``pair``, ``greedy`` and ``rloo`` baselines, for each ``--tune`` variant (learning-rate factor and
+cross-entropy weight of the tuning phase). The (c) arms of a seed share their CE phase.
 Target (issue 4): (c) beats (a) by >= 1 mean-F1 point. Also times a K=4 REINFORCE step against a CE
 step on the same batch. Writes docs/rewards_study.json and a RESULTS.md section.
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 import torch
@@ -23,6 +25,7 @@ from benchmarks.runs import (
     apply_threads,
     fmt_pct,
     load_splits,
+    map_runs,
     mean_std,
     study_parser,
     update_results_section,
@@ -37,24 +40,52 @@ def scores(trainer: InnerTrainer) -> dict:
     return {"test_mean_f1": test["mean_f1"], "test_fp_rate": test["fp_rate"], "test_reward": test["reward"]}
 
 
-def run_seed(seed: int, steps: int, data: dict, policy, tune_kw: dict) -> dict[str, dict]:
+def matched_policy():
+    from adaptive_de.augment import LevelPolicy
+    return LevelPolicy(MATCHED_LEVELS, p=MATCHED_P)
+
+
+def arm_name(baseline: str, lr_factor: float, ce_weight: float) -> str:
+    return f"ce_then_reinforce/{baseline}@lr{lr_factor:g}+ce{ce_weight:g}"
+
+
+def study_group(group: str, seed: int, steps: int, tune_kw: dict, variants: list[tuple[float, float]]) -> dict:
+    """The arms of one seed that share a training run (module-level: ``--jobs`` workers call it).
+
+    ``ce`` and ``reinforce_scratch`` are one run each; ``tuned`` trains the CE phase once, scores it
+    (``ce_phase_only``: the MLE model the tuning starts from) and continues a copy of it under every
+    (lr factor, CE weight) variant and baseline.
+    """
+    data, policy = load_splits("synth", splits=("train", "test")), matched_policy()
     base = TrainConfig(steps=steps, seed=seed, device="cpu", reward="f1_fp", reward_kw={"w": 0.3}, **tune_kw)
-    out = {}
-    for name, loss in (("ce", "ce"), ("reinforce_scratch", "reinforce")):
+    if group != "tuned":
         # The scratch arm is pure REINFORCE: a CE mix would make it a CE run with extra noise.
-        trainer = InnerTrainer(base.replace(loss=loss, ce_weight=0.0), data=data, splits=tuple(data))
+        trainer = InnerTrainer(base.replace(loss="ce" if group == "ce" else "reinforce"), data=data,
+                               splits=tuple(data))
         trainer.train_round(policy, steps=steps)
-        out[name] = scores(trainer)
+        return {group: scores(trainer)}
     shared = InnerTrainer(base.replace(loss="ce_then_reinforce"), data=data, splits=tuple(data))
     shared.train_round(policy, steps=shared.switch_step)
-    out["ce_phase_only"] = scores(shared)  # the MLE model the tuning starts from
+    out = {"ce_phase_only": scores(shared)}
     state = shared.state_dict()
-    for baseline in BASELINES:
-        tuned = InnerTrainer(base.replace(loss="ce_then_reinforce", baseline=baseline), data=data, splits=tuple(data))
-        tuned.load_state_dict(state)
-        tuned.train_round(policy, steps=steps - tuned.step)
-        out[f"ce_then_reinforce/{baseline}"] = scores(tuned)
+    for lr_factor, ce_weight in variants:
+        for baseline in BASELINES:
+            tuned = InnerTrainer(base.replace(loss="ce_then_reinforce", baseline=baseline, tune_lr_factor=lr_factor,
+                                              ce_weight=ce_weight), data=data, splits=tuple(data))
+            tuned.load_state_dict(state)
+            tuned.train_round(policy, steps=steps - tuned.step)
+            out[arm_name(baseline, lr_factor, ce_weight)] = scores(tuned)
+    print(f"seed {seed} tuned: " + ", ".join(f"{k} {100 * v['test_mean_f1']:.2f}" for k, v in out.items()),
+          flush=True)
     return out
+
+
+def parse_variant(text: str) -> tuple[float, float]:
+    try:
+        lr_factor, ce_weight = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LR_FACTOR:CE_WEIGHT, e.g. 0.1:0, got {text!r}") from None
+    return lr_factor, ce_weight
 
 
 def step_time_ratio(data: dict, policy, reps: int = 20) -> dict:
@@ -73,36 +104,40 @@ def step_time_ratio(data: dict, policy, reps: int = 20) -> dict:
 
 
 def main() -> None:
-    from adaptive_de.augment import LevelPolicy
     parser = study_parser(__doc__)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tune-from", type=float, default=0.7)
-    parser.add_argument("--tune-lr-factor", type=float, default=0.1)
+    parser.add_argument("--tune", type=parse_variant, nargs="+", default=[(0.1, 0.0), (1.0, 1.0)],
+                        metavar="LR_FACTOR:CE_WEIGHT",
+                        help="tuning variants: learning-rate factor and cross-entropy weight of the REINFORCE "
+                             "phase (default: 0.1:0, Pinto et al.'s low-lr pure tuning, and 1:1, CE plus reward)")
     parser.add_argument("--num-samples", type=int, default=4)
-    parser.add_argument("--ce-weight", type=float, default=0.0, help="cross-entropy mixed into the tuning loss")
     parser.add_argument("--entropy-weight", type=float, default=0.0)
     args = parser.parse_args()
     apply_threads(args.threads)
     steps, seeds = (10, [0]) if args.quick else (args.steps, args.seeds)
-    tune_kw = {"tune_from": args.tune_from, "tune_lr_factor": args.tune_lr_factor, "num_samples": args.num_samples,
-               "ce_weight": args.ce_weight, "entropy_weight": args.entropy_weight}
+    tune_kw = {"tune_from": args.tune_from, "num_samples": args.num_samples, "entropy_weight": args.entropy_weight}
     torch.manual_seed(0)
-    data = load_splits("synth", splits=("train", "test"))
-    policy = LevelPolicy(MATCHED_LEVELS, p=MATCHED_P)
-    timing = step_time_ratio(data, policy, reps=3 if args.quick else 20)
+    policy = matched_policy()
+    timing = step_time_ratio(load_splits("synth", splits=("train",)), policy, reps=3 if args.quick else 20)
     print(f"K=4 REINFORCE step / CE step: {timing['reinforce_step_ratio']:.2f} "
-          f"({timing['reinforce_k4_ms']:.0f} ms / {timing['ce_ms']:.0f} ms)")
-    per_seed = {}
+          f"({timing['reinforce_k4_ms']:.0f} ms / {timing['ce_ms']:.0f} ms)", flush=True)
+    # The longest group first, so the workers finish together.
+    tasks = [(group, seed, steps, tune_kw, args.tune) for group in ("tuned", "reinforce_scratch", "ce")
+             for seed in seeds]
+    per_seed: dict[int, dict] = {seed: {} for seed in seeds}
+    for (_, seed, *_), arms in zip(tasks, map_runs(study_group, tasks, args.jobs), strict=True):
+        per_seed[seed].update(arms)
     for seed in seeds:
-        per_seed[seed] = run_seed(seed, steps, data, policy, tune_kw)
         print(f"seed {seed}: " + ", ".join(f"{k} {100 * v['test_mean_f1']:.2f}" for k, v in per_seed[seed].items()))
     if args.quick:
         return
-    arms = list(per_seed[seeds[0]])
+    arms = ["ce", "reinforce_scratch", "ce_phase_only"] + [a for a in per_seed[seeds[0]] if a.startswith("ce_then")]
     table = {arm: {key: [per_seed[s][arm][key] for s in seeds] for key in ("test_mean_f1", "test_fp_rate",
                                                                           "test_reward")} for arm in arms}
     write_json("rewards_study.json", {"machine": machine_info(), "steps": steps, "seeds": seeds, **tune_kw,
+                                      "tune_variants": [{"lr_factor": f, "ce_weight": w} for f, w in args.tune],
                                       "policy": repr(policy), "timing": timing, "arms": table})
     ce = mean_std(table["ce"]["test_mean_f1"])[0]
     rows = ["| arm | test mean F1 (%) | test FP rate (%) | test reward f1_fp(w=0.3) | vs CE (points) |",
@@ -115,9 +150,10 @@ def main() -> None:
     gain = 100 * (mean_std(table[best]["test_mean_f1"])[0] - ce)
     body = (f"Written by `python -m benchmarks.rewards_study`: `tiny`, {steps} steps of batch 32 in every arm, "
             f"augmentation `{policy!r}` for all, seeds {seeds} (mean ± std); CE→REINFORCE switches after "
-            f"{args.tune_from:.0%} of the steps, lr × {args.tune_lr_factor}, K = {args.num_samples}, "
-            f"CE weight {args.ce_weight} (tuning arms), entropy weight {args.entropy_weight}, reward "
-            "`f1_fp(w=0.3)`. `ce_phase_only` is the CE model the tuning arms start from.\n\n" + "\n".join(rows)
+            f"{args.tune_from:.0%} of the steps, K = {args.num_samples}, entropy weight {args.entropy_weight}, "
+            "reward `f1_fp(w=0.3)`; arm `ce_then_reinforce/BASELINE@lrF+ceW` tunes at F × the learning rate with "
+            "W × cross-entropy mixed into the REINFORCE loss. `ce_phase_only` is the CE model the tuning arms "
+            "start from.\n\n" + "\n".join(rows)
             + f"\n\n- best tuning arm `{best}`: {gain:+.2f} mean-F1 points over CE (target >= +1): "
             f"{'met' if gain >= 1 else 'NOT met'}\n- a K = 4 REINFORCE step costs "
             f"**{timing['reinforce_step_ratio']:.2f}×** a CE step on the same batches (target <= 1.3; "
