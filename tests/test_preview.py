@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -59,7 +60,7 @@ def test_cli_policy_changes_the_picture(tmp_path):
     for name, extra in (("plain", []), ("aug", ["--policy", "levels:4,0,0,0,0,4,3,0,0,0,0,0,0,0,0,0"]),
                         ("aug2", ["--policy", "levels:4,0,0,0,0,4,3,0,0,0,0,0,0,0,0,0"])):
         assert main([*base, "--out", str(tmp_path / f"{name}.png"), *extra]) == 0
-        outs[name] = torch.tensor(list(Image.open(tmp_path / f"{name}.png").getdata()))
+        outs[name] = torch.from_numpy(np.asarray(Image.open(tmp_path / f"{name}.png")).copy())
     assert not torch.equal(outs["plain"], outs["aug"]) and torch.equal(outs["aug"], outs["aug2"])
 
 
