@@ -2,6 +2,8 @@
 
     python -m benchmarks [--quick]
 
+``--quick`` (a smoke check) writes its figures under runs/benchmarks-quick/ instead of docs/.
+
 Ratios are measured against a baseline in the same run. Time it on a quiet machine: other jobs on
 a 2-core CPU distort the figures badly (the load average before the run is recorded).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -38,20 +41,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 5 minutes on 2 cores)")
     args = parser.parse_args()
     quick = ["--quick"] if args.quick else []
+    # A smoke check must not overwrite the committed full-run figures in docs/.
+    folder = Path("runs/benchmarks-quick") if args.quick else Path("docs")
+    folder.mkdir(parents=True, exist_ok=True)
     out: dict = {"quick": args.quick, "machine": machine_info(), "targets": TARGETS}
 
     synth = bench_synth.run(args.quick)
     out["synth_faces_per_s"] = synth["synth_faces_per_s"]
     out["synth"] = synth["faces_per_s"]
 
-    bench_augment.main(quick + ["--device", "cpu", "--out", "docs/bench_augment.json"])
-    aug = json.loads(open("docs/bench_augment.json").read())["results"]
+    bench_augment.main(quick + ["--device", "cpu", "--out", str(folder / "bench_augment.json")])
+    aug = json.loads((folder / "bench_augment.json").read_text())["results"]
     out["augment"] = aug
     out["augment_speedup_vs_kornia"] = next(r["speedup"] for r in aug
                                             if r["case"] == "equal_work" and r["batch"] == 64 and r["size"] == 112)
 
-    bench_model.main(quick + ["--out", "docs/bench_model.json"])
-    model = json.loads(open("docs/bench_model.json").read())
+    bench_model.main(quick + ["--out", str(folder / "bench_model.json")])
+    model = json.loads((folder / "bench_model.json").read_text())
     out["model_images_per_s"] = {k: v["images_per_s"] for k, v in model["cpu_training"].items()}
     out["vit_p12s8_gmacs"] = model["vit-p12s8"]["gmacs_analytic"]
 
@@ -63,8 +69,8 @@ def main() -> None:
         print(f"{key:<28} {out[key]:>9.2f}   {TARGETS[key]}")
     for preset, ips in out["model_images_per_s"].items():
         print(f"model {preset:<22} {ips:>9.1f}   images/s (train step, batch 32)")
-    atomic_write_text("docs/benchmarks.json", json.dumps(out, indent=2) + "\n")
-    print("wrote docs/benchmarks.json")
+    atomic_write_text(folder / "benchmarks.json", json.dumps(out, indent=2) + "\n")
+    print(f"wrote {folder / 'benchmarks.json'}")
 
 
 if __name__ == "__main__":
