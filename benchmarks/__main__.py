@@ -15,13 +15,12 @@ from pathlib import Path
 
 import torch
 
-from adaptive_de.augment import LevelPolicy
 from adaptive_de.data import FaceParsingSet
 from adaptive_de.data.labels import LAPA
 from adaptive_de.data.synthetic import render_faces
 from adaptive_de.files import atomic_write_text
 from benchmarks import bench_augment, bench_model, bench_synth
-from benchmarks.headroom import MATCHED_LEVELS, MATCHED_P
+from benchmarks.headroom import matched_policy
 from benchmarks.machine import machine_info
 from benchmarks.overhead import overhead_ratio
 from benchmarks.rewards_study import step_time_ratio
@@ -33,7 +32,7 @@ TARGETS = {"overhead_ratio": "<= 1.10", "augment_speedup_vs_kornia": ">= 3", "re
 def reinforce_step_ratio(quick: bool) -> dict:
     images, labels = render_faces(256)
     data = {"train": FaceParsingSet(images, labels, LAPA, [str(i) for i in range(len(images))])}
-    return step_time_ratio(data, LevelPolicy(MATCHED_LEVELS, p=MATCHED_P), reps=3 if quick else 20)
+    return step_time_ratio(data, matched_policy(), reps=3 if quick else 20)
 
 
 def main() -> None:

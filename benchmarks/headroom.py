@@ -42,14 +42,19 @@ MATCHED_P = 0.5
 LAPA_NO_SWAP = dataclasses.replace(LAPA, flip_pairs=())
 
 
+def matched_policy(scheme=LAPA) -> LevelPolicy:
+    """The hand-made policy that mirrors the test nuisances (``scheme`` sets which ids a flip swaps)."""
+    return LevelPolicy(MATCHED_LEVELS, p=MATCHED_P, scheme=scheme)
+
+
 def policies() -> dict:
     """The six policies of the headroom check, by name."""
     return {
         "none": NoAugment(),
         "trivialaugment": TrivialAugment(),
         "randaugment": RandAugment(2, 9),
-        "matched": LevelPolicy(MATCHED_LEVELS, p=MATCHED_P),
-        "matched_noswap": LevelPolicy(MATCHED_LEVELS, p=MATCHED_P, scheme=LAPA_NO_SWAP),
+        "matched": matched_policy(),
+        "matched_noswap": matched_policy(LAPA_NO_SWAP),
         "extreme": LevelPolicy([4] * 16, p=1.0),
     }
 

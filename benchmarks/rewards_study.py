@@ -19,7 +19,7 @@ import torch
 
 from adaptive_de.config import TrainConfig
 from adaptive_de.trainer import InnerTrainer
-from benchmarks.headroom import MATCHED_LEVELS, MATCHED_P
+from benchmarks.headroom import matched_policy
 from benchmarks.machine import machine_info
 from benchmarks.runs import (
     apply_threads,
@@ -40,11 +40,6 @@ def scores(trainer: InnerTrainer) -> dict:
     return {"test_mean_f1": test["mean_f1"], "test_fp_rate": test["fp_rate"], "test_reward": test["reward"]}
 
 
-def matched_policy():
-    from adaptive_de.augment import LevelPolicy
-    return LevelPolicy(MATCHED_LEVELS, p=MATCHED_P)
-
-
 def arm_name(baseline: str, lr_factor: float, ce_weight: float) -> str:
     return f"ce_then_reinforce/{baseline}@lr{lr_factor:g}+ce{ce_weight:g}"
 
@@ -59,7 +54,6 @@ def study_group(group: str, seed: int, steps: int, tune_kw: dict, variants: list
     data, policy = load_splits("synth", splits=("train", "test")), matched_policy()
     base = TrainConfig(steps=steps, seed=seed, device="cpu", reward="f1_fp", reward_kw={"w": 0.3}, **tune_kw)
     if group != "tuned":
-        # The scratch arm is pure REINFORCE: a CE mix would make it a CE run with extra noise.
         trainer = InnerTrainer(base.replace(loss="ce" if group == "ce" else "reinforce"), data=data,
                                splits=tuple(data))
         trainer.train_round(policy, steps=steps)

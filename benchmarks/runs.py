@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
@@ -53,6 +54,7 @@ def map_runs(fn: Callable[..., T], tasks: list[tuple], jobs: int = 1) -> list[T]
         return list(pool.map(fn, *zip(*tasks, strict=True)))
 
 
+@functools.cache  # a process (or --jobs worker) running several studies' runs reads the cache once
 def load_splits(spec: str, size: int = 64, splits: tuple[str, ...] = ("train", "val", "test")) -> dict:
     return {s: load(spec, s, size=size) for s in splits}
 

@@ -1,5 +1,6 @@
 """The synthetic benchmark: determinism, the train→test shift, and plausible label content."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -65,7 +66,6 @@ def test_train_and_test_nuisance_ranges_differ():
     assert brightness(te_im).std() > 1.5 * brightness(tr_im).std()
     # Test faces are sometimes occluded (WIDE.occlusion of them), train faces never: rendering the
     # same faces without occluders changes exactly the occluded ones.
-    from dataclasses import replace
     _, clear_lb = render_faces(200, split="test", nuisances=replace(WIDE, occlusion=0.0))
     occluded = (clear_lb != te_lb).flatten(1).any(1).float().mean()
     assert 0.3 * WIDE.occlusion < occluded < 2 * WIDE.occlusion and NARROW.occlusion == 0
@@ -107,7 +107,6 @@ def test_left_is_the_subjects_left():
 def test_faces_fill_the_frame():
     """At scale 1 the skin spans 60-75% of the image width (what a 64 px model needs)."""
     ranges = NARROW.lerp(NARROW, 0.0)
-    from dataclasses import replace
     ranges = replace(ranges, scale=(1.0, 1.0), rotation_deg=0.0, yaw=0.0, shift=0.0, occlusion=0.0)
     _, labels = render_faces(40, nuisances=ranges)
     face = (labels >= 1) & (labels <= 9)
