@@ -71,7 +71,7 @@ ENV_FLAGS = ("data", "inner_loss", "device", "seed")
 
 def build_parser() -> CliParser:
     p = CliParser(prog="python -m adaptive_de.run", description=__doc__.splitlines()[0])
-    p.add_argument("--agent", help="ppo (default), a2c, dqn, random, none, randaugment, trivialaugment, "
+    p.add_argument("--agent", help="ppo (default), a2c, dqn, ppo_menu, random, none, randaugment, trivialaugment, "
                                    "fixed:L1,...,L16[,MODE]")
     p.add_argument("--preset", help=f"env and budget preset: {', '.join(PRESETS)} (default cpu)")
     p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR (default: the preset's)")

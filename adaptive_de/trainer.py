@@ -269,6 +269,7 @@ class InnerTrainer:
         key_fields = {k: getattr(c, k) for k in ("preset", "head", "data", "image_size", "batch_size", "lr",
                                                   "weight_decay", "warmup", "grad_clip", "seed")}
         key_fields["steps"] = steps
+        key_fields["train_data"] = _fingerprint(self.data["train"])  # a regenerated or edited data set retrains
         key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
         path = Path(cache_dir or cache_root() / "pretrained") / f"{c.preset}-{key}.pt"
         if not path.exists():
@@ -278,6 +279,14 @@ class InnerTrainer:
                 torch.save({"key": key_fields, "model": pre.model.state_dict()}, tmp)
         self.model.load_state_dict(load_checkpoint(path)["model"])
         return path
+
+
+def _fingerprint(ds: FaceParsingSet) -> str:
+    """A hash of a split's pixels and labels (about 0.1 s for 10,000 images of 64 px)."""
+    digest = hashlib.sha256()
+    for tensor in (ds.images, ds.labels):
+        digest.update(tensor.cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -7,6 +7,7 @@
 name               agent
 =================  =====================================================================
 ppo, a2c, dqn      SB3 learners (dqn acts on ``envs.MenuActionWrapper``'s menu)
+ppo_menu           PPO on that menu
 random             a uniformly random action every round
 none               no augmentation, uniform sampling
 randaugment        RandAugment(n=2, m=9) through the env's policy override
@@ -21,19 +22,20 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
-from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, SB3Agent
+from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOMenuAgent, SB3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
+    "ppo_menu": PPOMenuAgent,
     "random": RandomAgent,
     "none": NoneAgent,
     "randaugment": RandAugmentAgent,
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-AGENT_FORMS = "ppo, a2c, dqn, random, none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]"
+AGENT_FORMS = "ppo, a2c, dqn, ppo_menu, random, none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]"
 
 
 def agent_class(spec: str) -> tuple[type[Agent], str | None]:
@@ -53,4 +55,5 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "NoneAgent", "PPOAgent",
-           "RandAugmentAgent", "RandomAgent", "SB3Agent", "TrivialAugmentAgent", "agent_class", "make_agent"]
+           "PPOMenuAgent", "RandAugmentAgent", "RandomAgent", "SB3Agent", "TrivialAugmentAgent", "agent_class",
+           "make_agent"]

@@ -45,13 +45,14 @@ class SB3Agent(Agent):
 
     learns = True
     algorithm: ClassVar[type[BaseAlgorithm]]
+    agent_name: ClassVar[str]  # the name in AGENTS, results and checkpoints
 
     def __init__(self, env: VecEnv | gym.Env, *, seed: int = 0, episode_length: int | None = None,
                  device: str = "cpu", **hyperparameters: Any):
         if not isinstance(env, VecEnv):
             single = env
             env = DummyVecEnv([lambda: single])
-        super().__init__(env, name=self.algorithm.__name__.lower(), seed=seed)
+        super().__init__(env, name=self.agent_name, seed=seed)
         episode_length = episode_length or int(env.get_attr("rounds", indices=[0])[0])
         self.check_options(hyperparameters)
         options = {**self.defaults(episode_length, env.num_envs), **hyperparameters}
@@ -122,6 +123,7 @@ class PPOAgent(SB3Agent):
     """PPO: rollouts of two episodes, minibatches of half a rollout, 10 epochs."""
 
     algorithm = PPO
+    agent_name = "ppo"
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
@@ -130,10 +132,19 @@ class PPOAgent(SB3Agent):
                 "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01, "policy_kwargs": NET}
 
 
+class PPOMenuAgent(PPOAgent):
+    """PPO over the ``envs.MenuActionWrapper`` menu: one choice among 14 named policies per round, instead of
+    16 levels and a sampling mode (a coarser action that a few episodes of experience can rank)."""
+
+    agent_name = "ppo_menu"
+    menu_actions = True
+
+
 class A2CAgent(SB3Agent):
     """A2C: one update per episode's worth of steps."""
 
     algorithm = A2C
+    agent_name = "a2c"
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
@@ -145,6 +156,7 @@ class DQNAgent(SB3Agent):
     """DQN over the ``envs.MenuActionWrapper`` menu: learning starts after two episodes, target update every four."""
 
     algorithm = DQN
+    agent_name = "dqn"
     menu_actions = True
 
     @staticmethod

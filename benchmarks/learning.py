@@ -1,19 +1,27 @@
 """Learning-quality study: does the agent beat fixed augmentation on equal inner-training budget?
 
-    python -m benchmarks.learning [--seeds 0 1 2] [--search-runs 8] [--preset cpu] [--quick]
+    python -m benchmarks.learning [--seeds 0 1 2] [--search-runs 8] [--preset cpu] [--jobs 2]
+                                  [--variants default menu ...] [--out docs] [--reuse] [--quick]
 
-Per seed: ``python -m adaptive_de.run`` trains PPO (and A2C) for ``search_runs`` episodes of agent
-experience (the search compute, in units of one final training run), then runs one deterministic
-episode of the agent and of each baseline from the same seed and scores the final models on the
-test split. ``best_fixed`` is the best of a small grid of constant ``fixed:<levels>`` policies,
-chosen by the final val-subset score of one episode each (its own search cost is reported too).
-Writes docs/learning.json, docs/learning_returns.png, docs/learning_levels.png and a RESULTS.md
-section; ``--quick`` runs the ``smoke`` preset with one seed as a smoke check.
+Per seed, as independent runs of ``python -m adaptive_de.run`` (``--jobs`` of them at once):
+``best_fixed`` is searched first (one episode of each constant ``fixed:<levels>`` policy of a small
+grid, the best final val-subset score wins), then the baselines (``none``, ``random``,
+``randaugment``, ``trivialaugment``, ``best_fixed``) train one episode each; each PPO variant and
+A2C train on ``search_runs`` episodes of agent experience (the search compute, in units of one final
+training run), then run one deterministic episode. Every final model is scored on the test split.
+
+Writes ``OUT/learning.json``, ``OUT/learning_returns.png`` and ``OUT/learning_levels.png``; with
+``--out docs`` also the RESULTS.md section, which includes each ``docs/learning_cuda*.json`` (the
+same study run on a CUDA machine). ``oracle_matched``, the headroom study's hand-made policy that
+knows the test nuisances, is a reference row, not a baseline: the most a perfect search could gain.
+``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``.
 """
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -23,11 +31,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from adaptive_de import run  # noqa: E402
 from adaptive_de.augment import OPS  # noqa: E402
+from adaptive_de.config import to_yaml  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
     DOCS,
     apply_threads,
     fmt_pct,
+    map_runs,
     mean_std,
     save_figure,
     study_parser,
@@ -43,6 +53,22 @@ GRID = {
     "geo+photo": [3, 3, 2, 2, 0, 4, 3, 3, 1, 2, 2, 0, 2, 2, 0, 2] + [0],
     "all-2": [2] * 16 + [0],
 }
+# The agent changes the study can try (name -> agent and its hyper-parameter overrides); "default" is
+# `--agent ppo` as shipped. Each one answers a question the default run raises:
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {"agent": "ppo"},
+    # does the policy move at all in the few updates 8 episodes allow?
+    "lr3e-3": {"agent": "ppo", "agent_kw": {"learning_rate": 3e-3}},
+    # one update per episode instead of per two: twice the updates on the same experience
+    "nsteps6": {"agent": "ppo", "agent_kw": {"n_steps": 6, "batch_size": 6}},
+    # coarser actions: 14 named policies instead of 5^16 x 4 level vectors
+    "menu": {"agent": "ppo_menu"},
+    "menu-lr3e-3": {"agent": "ppo_menu", "agent_kw": {"learning_rate": 3e-3}},
+}
+SECTION = "Learning quality: agent vs fixed augmentation (issue 7)"
+# Not a baseline: the hand-made policy of benchmarks.headroom, which knows the test split's nuisances.
+# It shows how much a perfect search could gain over best_fixed within one episode.
+ORACLE = "oracle_matched"
 
 
 def fixed_spec(action: list[int]) -> str:
@@ -51,11 +77,11 @@ def fixed_spec(action: list[int]) -> str:
     return "fixed:" + ",".join(map(str, action[:-1])) + "," + list(SAMPLING_MODES)[action[-1]]
 
 
-def search_best_fixed(preset: str, seed: int, overrides: dict) -> tuple[str, dict[str, float]]:
+def search_best_fixed(preset: str, seed: int) -> tuple[str, dict[str, float]]:
     """One episode per grid entry; the best final val-subset mean F1 wins (val only: no test peeking)."""
     from envs import FaceParsingAugmentEnv
 
-    env = FaceParsingAugmentEnv(preset, seed=seed, **overrides)
+    env = FaceParsingAugmentEnv(preset, seed=seed)
     scores = {}
     for name, levels in GRID.items():
         env.reset(seed=seed)
@@ -66,14 +92,70 @@ def search_best_fixed(preset: str, seed: int, overrides: dict) -> tuple[str, dic
     return fixed_spec(GRID[best]), scores
 
 
-def agent_run(agent: str, seed: int, preset: str, timesteps: int, compare: list[str], logdir: Path,
-              overrides: list[str]) -> Path:
-    name = f"{agent}-seed{seed}"
-    argv = ["--agent", agent, "--preset", preset, "--seed", str(seed), "--timesteps", str(timesteps),
-            "--compare", ",".join(compare), "--logdir", str(logdir), "--name", name, *overrides]
-    if run.main(argv) != 0:
-        raise SystemExit(f"run {name} failed")
-    return logdir / name
+def agent_run(name: str, agent: str, seed: int, preset: str, timesteps: int, compare: list[str], logdir: Path,
+              agent_kw: dict[str, Any], reuse: bool) -> dict[str, Any]:
+    """One ``adaptive_de.run`` run (or, with ``reuse``, the results an earlier one left); its results and episodes."""
+    run_dir = logdir / name
+    if not (reuse and (run_dir / "results.json").exists()):
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # a stale or killed run of this study
+        config = logdir / f"{name}.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(to_yaml({"agent_kw": agent_kw}))
+        argv = ["--agent", agent, "--preset", preset, "--seed", str(seed), "--timesteps", str(timesteps),
+                "--compare", ",".join(compare), "--logdir", str(logdir), "--name", name, "--config", str(config)]
+        if run.main(argv) != 0:
+            raise SystemExit(f"run {name} failed")
+    return {"rows": json.loads((run_dir / "results.json").read_text())["methods"],
+            "episodes": [(e["timesteps"], e["return"]) for e in run.read_episodes(run_dir / run.EPISODES)]}
+
+
+def baselines_task(seed: int, preset: str, logdir: Path, reuse: bool) -> dict[str, Any]:
+    """``best_fixed``'s grid search, then one episode of each baseline from the seed's start."""
+    grid_file = logdir / f"grid-seed{seed}.json"
+    if reuse and grid_file.exists():
+        grid = json.loads(grid_file.read_text())
+    else:
+        best, scores = search_best_fixed(preset, seed)
+        grid = {"best": best, "val_mean_f1": scores}
+        write_json(grid_file.name, grid, folder=logdir)
+    result = agent_run(f"baselines-seed{seed}", "none", seed, preset, 1, [*BASELINES[1:], grid["best"]], logdir,
+                       {}, reuse)
+    rows = result["rows"]
+    rows["best_fixed"] = rows.pop(grid["best"])
+    return {"seed": seed, "rows": rows, "grid": grid}
+
+
+def agent_task(method: str, seed: int, preset: str, timesteps: int, logdir: Path, reuse: bool) -> dict[str, Any]:
+    """A learner (``a2c`` or ``ppo[VARIANT]``) trained on ``timesteps`` env steps, then its deterministic episode."""
+    variant = VARIANTS[method.partition("[")[2].rstrip("]") or "default"] if method.startswith("ppo") \
+        else {"agent": method}
+    name = method.replace("[", "-").rstrip("]") + f"-seed{seed}"
+    result = agent_run(name, variant["agent"], seed, preset, timesteps, [], logdir, variant.get("agent_kw", {}),
+                       reuse)
+    row = result["rows"][variant["agent"]]
+    return {"seed": seed, "rows": {method: row}, "episodes": result["episodes"]}
+
+
+def oracle_task(seed: int, preset: str, logdir: Path, reuse: bool) -> dict[str, Any]:
+    """One episode of the hand-matched policy (levels at the env's p = 0.5, like the headroom study's)."""
+    from benchmarks.headroom import MATCHED_LEVELS
+    spec = fixed_spec([MATCHED_LEVELS.get(op, 0) for op in OPS] + [0])
+    rows = agent_run(f"oracle-seed{seed}", spec, seed, preset, 1, [], logdir, {}, reuse)["rows"]
+    return {"seed": seed, "rows": {ORACLE: rows[spec]}}
+
+
+def run_task(kind: str, seed: int, preset: str, timesteps: int, logdir: str, reuse: bool) -> dict[str, Any]:
+    if kind == "baselines":
+        return baselines_task(seed, preset, Path(logdir), reuse)
+    if kind == ORACLE:
+        return oracle_task(seed, preset, Path(logdir), reuse)
+    return agent_task(kind, seed, preset, timesteps, Path(logdir), reuse)
+
+
+def method_names(variants: list[str]) -> list[str]:
+    """Result keys: ``ppo`` for the default variant, ``ppo[NAME]`` for the others."""
+    return ["ppo" if v == "default" else f"ppo[{v}]" for v in variants]
 
 
 def main() -> None:
@@ -81,74 +163,118 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--search-runs", type=int, default=8, help="agent training episodes (search compute)")
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS),
+                        help="PPO variants to train (default: ppo as shipped)")
+    parser.add_argument("--no-a2c", action="store_true", help="skip A2C")
     parser.add_argument("--logdir", default="runs/learning")
+    parser.add_argument("--out", default=None, help="folder of learning.json and the plots (default docs)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the finished runs an earlier study left in logdir")
     args = parser.parse_args()
     apply_threads(args.threads)
     preset, seeds = ("smoke", [0]) if args.quick else (args.preset, args.seeds)
+    out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
+    logdir = Path("runs/learning-quick/runs" if args.quick else args.logdir)
     from adaptive_de.presets import EnvConfig
     env_config = EnvConfig.from_preset(preset)
     timesteps = args.search_runs * env_config.rounds
-    logdir = Path(args.logdir)
+    learners = [*method_names(args.variants), *([] if args.no_a2c else ["a2c"])]
+    # learners first: they are the longest tasks, so the pool's last tasks are short ones
+    tasks = [(kind, seed, preset, timesteps, str(logdir), args.reuse) for kind in [*learners, "baselines", ORACLE]
+             for seed in seeds]
+    results = map_runs(run_task, tasks, args.jobs)
 
     methods: dict[str, dict[str, list[float]]] = {}
-    returns, levels, grid_scores = {}, {}, {}
-    for seed in seeds:
-        best, grid_scores[seed] = search_best_fixed(preset, seed, {})
-        for agent in ("ppo", "a2c"):
-            compare = [*BASELINES, best] if agent == "ppo" else []
-            run_dir = agent_run(agent, seed, preset, timesteps, compare, logdir, [])
-            rows = json.loads((run_dir / "results.json").read_text())["methods"]
-            names = {agent: agent, **({b: b for b in BASELINES} if agent == "ppo" else {}),
-                     **({best: "best_fixed"} if agent == "ppo" else {})}
-            for key, method in names.items():
-                m = methods.setdefault(method, {"test_mean_f1": [], "test_fp_rate": []})
-                m["test_mean_f1"].append(rows[key]["test_mean_f1"])
-                m["test_fp_rate"].append(rows[key]["test_fp_rate"])
-            episodes = run.read_episodes(run_dir / run.EPISODES)
-            returns.setdefault(agent, []).append([(e["timesteps"], e["return"]) for e in episodes])
-            levels.setdefault(agent, []).append(rows[agent]["levels"])
-    if args.quick:
-        print({k: v["test_mean_f1"] for k, v in methods.items()})
-        return
+    returns: dict[str, list] = {}
+    levels: dict[str, list] = {}
+    grids = {}
+    for result in sorted(results, key=lambda r: r["seed"]):
+        for method, row in result["rows"].items():
+            m = methods.setdefault(method, {"test_mean_f1": [], "test_fp_rate": []})
+            m["test_mean_f1"].append(row["test_mean_f1"])
+            m["test_fp_rate"].append(row["test_fp_rate"])
+            if method in learners:
+                returns.setdefault(method, []).append(result["episodes"])
+                levels.setdefault(method, []).append(row["levels"])
+        if "grid" in result:
+            grids[result["seed"]] = result["grid"]
+    data = {"machine": machine_info(), "preset": preset, "seeds": seeds, "inner_steps": env_config.episode_steps,
+            "methods": methods, "search_cost_runs": args.search_runs,
+            "best_fixed_search_cost_runs": len(GRID), "best_fixed_grid": grids,
+            "variants": {m: VARIANTS[v] for m, v in zip(method_names(args.variants), args.variants, strict=True)},
+            "levels": levels, "reward_tuning": reward_tuning()}
+    write_json("learning.json", data, folder=out)
+    plot(returns, levels, out)
+    print(table(data))
+    if out == DOCS:
+        update_results_section(SECTION, report(data))
 
-    reward_tuning = {}
+
+def reward_tuning() -> dict[str, Any]:
+    """The CE vs CE->REINFORCE comparison of ``benchmarks.rewards_study`` on the same synthetic benchmark."""
     study = DOCS / "rewards_study.json"
-    if study.exists():  # the CE vs CE->REINFORCE comparison on the same benchmark (benchmarks.rewards_study)
-        arms = json.loads(study.read_text())["arms"]
-        tuned = max((a for a in arms if a.startswith("ce_then_reinforce/rloo")),
-                    key=lambda a: mean_std(arms[a]["test_mean_f1"])[0])  # the best RLOO tuning variant
-        reward_tuning = {"ce": arms["ce"]["test_mean_f1"], "ce_then_reinforce": arms[tuned]["test_mean_f1"],
-                         "ce_then_reinforce_arm": tuned}
-    write_json("learning.json", {"machine": machine_info(), "preset": preset, "seeds": seeds,
-                                 "inner_steps": env_config.episode_steps, "methods": methods,
-                                 "search_cost_runs": args.search_runs,
-                                 "best_fixed_search_cost_runs": len(GRID), "best_fixed_grid_val": grid_scores,
-                                 "reward_tuning": reward_tuning})
-    plot(returns, levels)
-    baseline_best = max((m for m in methods if m not in ("ppo", "a2c")), key=lambda m: mean_std(
-        methods[m]["test_mean_f1"])[0])
-    gap = 100 * (mean_std(methods["ppo"]["test_mean_f1"])[0] - mean_std(methods[baseline_best]["test_mean_f1"])[0])
-    rows = ["| method | test mean F1 (%) | test FP rate (%) |", "|---|---|---|"]
-    rows += [f"| {m} | {fmt_pct(v['test_mean_f1'])} | {fmt_pct(v['test_fp_rate'])} |" for m, v in methods.items()]
-    body = (f"Written by `python -m benchmarks.learning`: preset `{preset}`, seeds {seeds}, every final model "
-            f"trained one episode of {env_config.episode_steps} inner steps from the same CE-pretrained start; "
-            f"agents trained on {args.search_runs} episodes ({timesteps} env steps); `best_fixed` picked from "
-            f"{len(GRID)} constant policies on the val subset.\n\n" + "\n".join(rows)
-            + f"\n\nPPO vs the best non-learning baseline (`{baseline_best}`): **{gap:+.2f}** mean-F1 points "
-            f"(target >= +1 with <= 8 runs of search compute): {'met' if gap >= 1 else 'NOT met'}.\n\n"
+    if not study.exists():
+        return {}
+    arms = json.loads(study.read_text())["arms"]
+    tuned = max((a for a in arms if a.startswith("ce_then_reinforce/rloo")),
+                key=lambda a: mean_std(arms[a]["test_mean_f1"])[0])  # the best RLOO tuning variant
+    return {"ce": arms["ce"]["test_mean_f1"], "ce_then_reinforce": arms[tuned]["test_mean_f1"],
+            "ce_then_reinforce_arm": tuned}
+
+
+def best_baseline(methods: dict[str, Any]) -> str:
+    return max((m for m in methods if m in (*BASELINES, "best_fixed")),
+               key=lambda m: mean_std(methods[m]["test_mean_f1"])[0])
+
+
+def table(data: dict[str, Any]) -> str:
+    """The methods' test scores, and each learner's gap to the best non-learning baseline (mean of paired gaps)."""
+    methods = data["methods"]
+    best = best_baseline(methods)
+    rows = ["| method | test mean F1 (%) | test FP rate (%) | vs best baseline (points) |", "|---|---|---|---|"]
+    for name, m in methods.items():
+        gap = ""
+        if name not in (*BASELINES, "best_fixed"):  # learners, and the oracle
+            gaps = [100 * (a - b) for a, b in zip(m["test_mean_f1"], methods[best]["test_mean_f1"], strict=True)]
+            gap = f"{np.mean(gaps):+.2f} (per seed: {', '.join(f'{g:+.1f}' for g in gaps)})"
+        rows.append(f"| {name} | {fmt_pct(m['test_mean_f1'])} | {fmt_pct(m['test_fp_rate'])} | {gap} |")
+    return "\n".join(rows)
+
+
+def report(data: dict[str, Any]) -> str:
+    """The RESULTS.md section: this study's table and plots, then the CUDA run's table if there is one."""
+    methods, best = data["methods"], best_baseline(data["methods"])
+    gap = 100 * (mean_std(methods["ppo"]["test_mean_f1"])[0] - mean_std(methods[best]["test_mean_f1"])[0])
+    steps = data["inner_steps"]
+    body = (f"Written by `python -m benchmarks.learning` on {device_name(data['machine'])}: "
+            f"preset `{data['preset']}`, seeds {data['seeds']}. Every final model trained one episode of {steps} "
+            f"inner steps from the same CE-pretrained start; the agents trained on {data['search_cost_runs']} "
+            f"episodes; `best_fixed` was picked from {data['best_fixed_search_cost_runs']} constant policies on the "
+            f"val subset. Mean ± std over seeds.\n\n" + table(data)
+            + f"\n\nPPO vs the best non-learning baseline (`{best}`): **{gap:+.2f}** mean-F1 points (target >= +1 "
+            f"with <= 8 runs of search compute): {'met' if gap >= 1 else 'NOT met'}.\n\n"
             "![returns](learning_returns.png)\n\n![levels](learning_levels.png)\n")
-    update_results_section("Learning quality: agent vs fixed augmentation (issue 7)", body)
+    for path in sorted(DOCS.glob("learning_cuda*.json")):  # the same study run on a CUDA machine
+        other = json.loads(path.read_text())
+        body += (f"\n### `{path.name}`: on {device_name(other['machine'])}, {other['search_cost_runs']} search "
+                 f"episodes\n\nThe trainer on the GPU (bf16 autocast), preset `{other['preset']}`, seeds "
+                 f"{other['seeds']}; PPO variants: "
+                 + "; ".join(f"`{k}` = {v}" for k, v in other["variants"].items()) + ".\n\n" + table(other) + "\n")
+    return body
 
 
-def plot(returns: dict, levels: dict) -> None:
+def device_name(machine: dict[str, Any]) -> str:
+    return machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
+
+
+def plot(returns: dict, levels: dict, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for agent, per_seed in returns.items():
         for i, points in enumerate(per_seed):
             if points:
                 ax.plot(*zip(*points, strict=True), marker=".", alpha=0.7, label=f"{agent} seed {i}")
     ax.set(xlabel="agent env steps", ylabel="episode return (Δ val reward)", title="Agent training returns")
-    ax.legend(fontsize=7)
-    save_figure(fig, "learning_returns.png")
+    ax.legend(fontsize=6)
+    save_figure(fig, "learning_returns.png", folder=out)
     chosen = [lv for lv in levels.get("ppo", []) if lv and lv[0] is not None]
     if chosen:
         mean_levels = np.mean(np.array(chosen, dtype=float), axis=0)  # [rounds, ops], averaged over seeds
@@ -157,7 +283,7 @@ def plot(returns: dict, levels: dict) -> None:
         ax.set(yticks=range(len(OPS)), yticklabels=OPS, xlabel="round of the final episode",
                title="Levels PPO chooses (mean over seeds)")
         fig.colorbar(im, ax=ax, label="level")
-        save_figure(fig, "learning_levels.png")
+        save_figure(fig, "learning_levels.png", folder=out)
 
 
 if __name__ == "__main__":

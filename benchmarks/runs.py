@@ -92,8 +92,8 @@ def fmt_pct(values: list[float]) -> str:
     return f"{100 * m:.2f} ± {100 * s:.2f}"
 
 
-def write_json(name: str, data: Any) -> Path:
-    path = DOCS / name
+def write_json(name: str, data: Any, folder: Path = DOCS) -> Path:
+    path = folder / name
     atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")  # NaN is not JSON: use finite()
     return path
 
@@ -103,8 +103,8 @@ def finite(values: list[float]) -> list[float | None]:
     return [None if (v is None or math.isnan(v)) else v for v in values]
 
 
-def save_figure(fig, name: str) -> Path:
-    path = DOCS / name
+def save_figure(fig, name: str, folder: Path = DOCS) -> Path:
+    path = folder / name
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     return path

@@ -8,8 +8,10 @@ score on a FIXED validation subset (the first ``val_subset`` val images).
 **Inner loss.** The trainer's loss within an episode follows ``inner_loss``: ``ce`` and ``reinforce``
 train every episode step with that loss at the inner learning rate. ``ce_then_reinforce`` (default)
 means "MLE first, then tune on the reward": from a pretrained start the CE phase *is* the
-pre-training, so every episode step is REINFORCE tuning at ``lr * tune_lr_factor`` (the trainer's
-``ce_then_reinforce`` with ``tune_from = 0``); from scratch the episode runs the trainer's usual
+pre-training, so every episode step is REINFORCE tuning at ``lr * tune_lr_factor`` with
+``ce_weight`` x CE mixed in (the trainer's ``ce_then_reinforce`` with ``tune_from = 0``; the env's
+defaults are 1 and 1, since pure REINFORCE at a tenth of the learning rate leaves the start model
+unchanged whatever the augmentation); from scratch the episode runs the trainer's usual
 ``ce_then_reinforce`` schedule (CE for ``tune_from`` of the steps, then REINFORCE).
 
 **Action** ``MultiDiscrete([5] * 16 + [4])``: a level 0..4 per op of ``adaptive_de.augment.OPS`` (in
@@ -154,8 +156,8 @@ class FaceParsingAugmentEnv(gym.Env):
         tune_from = 0.0 if c.start == "pretrained" else TrainConfig.tune_from
         train_config = TrainConfig(preset=c.model, data=c.data, image_size=c.image_size, batch_size=c.batch_size,
                                    steps=c.episode_steps, lr=c.lr, loss=c.inner_loss, tune_from=tune_from,
-                                   tune_lr_factor=c.tune_lr_factor, reward=reward, reward_kw=reward_kw,
-                                   num_samples=c.num_samples, seed=c.seed, device=c.device,
+                                   tune_lr_factor=c.tune_lr_factor, ce_weight=c.ce_weight, reward=reward,
+                                   reward_kw=reward_kw, num_samples=c.num_samples, seed=c.seed, device=c.device,
                                    eval_batch_size=c.eval_batch_size)
         with self._isolated_rng(pick_device(c.device)):
             trainer = InnerTrainer(train_config, splits=("train", "val"))

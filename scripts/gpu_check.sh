@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for a CUDA machine (under 10 minutes on an H100):
+# The GPU checks, as one script for a CUDA machine (under 10 minutes on an H100/H200):
 # CUDA-marked tests, the model benchmark (vit-p12s8, bf16, MFU), the augmentation benchmark on
-# CUDA, and a short `run --preset gpu`. Figures land in docs/ (and runs/gpu-check/).
-set -euo pipefail
+# CUDA, and a short `run --preset gpu`. Figures land in docs/*_cuda.json, docs/gpu_check_run.json
+# and the GPU-check section of docs/RESULTS.md (benchmarks.gpu_report).
+# Every step runs even when an earlier one fails (a lease is too short to rerun); the exit status
+# is the number of failed steps. With $OUT set (a device lease), the logs and figures are copied there.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
-"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
-"$PY" -m pytest -q -m cuda
-"$PY" -m benchmarks.bench_model --out docs/bench_model_cuda.json
-"$PY" -m benchmarks.bench_augment --device cuda --out docs/bench_augment_cuda.json
-"$PY" -m adaptive_de.run --agent ppo --preset gpu --timesteps 20 --compare none --name gpu-check --logdir runs
-cat runs/gpu-check/results.md
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+failed=0
+step() {  # step NAME CMD...: run one check, log it, count a failure
+  local name=$1; shift
+  echo "=== $name: $*"
+  local t0=$SECONDS
+  "$@" || { echo "!!! $name failed (rc $?)"; failed=$((failed + 1)); }
+  echo "=== $name took $((SECONDS - t0)) s"
+}
+step device "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; \
+print(torch.__version__, torch.cuda.get_device_name())"
+step cuda-tests "$PY" -m pytest -q -m cuda -p no:cacheprovider
+step bench-model "$PY" -m benchmarks.bench_model --out docs/bench_model_cuda.json
+step bench-augment "$PY" -m benchmarks.bench_augment --device cuda --out docs/bench_augment_cuda.json
+step run-gpu "$PY" -m adaptive_de.run --agent ppo --preset gpu --timesteps 20 --compare none \
+  --name gpu-check --logdir runs
+cp runs/gpu-check/results.json docs/gpu_check_run.json
+step report "$PY" -m benchmarks.gpu_report
+if [ -n "${OUT:-}" ]; then
+  cp docs/bench_model_cuda.json docs/bench_augment_cuda.json docs/gpu_check_run.json docs/RESULTS.md "$OUT"/
+fi
+echo "=== $failed step(s) failed"
+exit "$failed"

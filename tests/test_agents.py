@@ -24,6 +24,7 @@ def env():
 def test_registry_and_specs():
     assert {"ppo", "a2c", "dqn", "random", "none", "randaugment", "trivialaugment", "fixed"} <= set(AGENTS)
     assert agent_class("ppo")[0].learns and agent_class("dqn")[0].menu_actions
+    assert agent_class("ppo_menu")[0].menu_actions and not agent_class("ppo")[0].menu_actions
     assert agent_class(f"fixed:{FIXED}") == (AGENTS["fixed"], FIXED)
     for bad in ("sac", "fixed", "ppo:3"):
         with pytest.raises(UserError, match="choose one of: ppo, a2c, dqn"):
@@ -57,7 +58,7 @@ def test_policy_override_baseline_runs_a_full_episode(env):
     assert episode.episode_return == pytest.approx(episode.infos[-1]["val_reward"] - episode.infos[0]["val_reward"])
 
 
-@pytest.mark.parametrize("name, timesteps", [("ppo", 6), ("a2c", 3), ("dqn", 8)])
+@pytest.mark.parametrize("name, timesteps", [("ppo", 6), ("a2c", 3), ("dqn", 8), ("ppo_menu", 6)])
 def test_learner_learns_saves_and_loads(env, tmp_path, name, timesteps):
     cls = AGENTS[name]
     acting = MenuActionWrapper(env) if cls.menu_actions else env

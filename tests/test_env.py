@@ -106,8 +106,10 @@ def test_absolute_and_final_reward_modes(mode):
 
 
 def test_separate_env_and_inner_rewards():
-    env = FaceParsingAugmentEnv(preset="smoke", reward="mean_f1", inner_reward="f1_fp", inner_reward_kw={"w": 0.5})
+    env = FaceParsingAugmentEnv(preset="smoke", reward="mean_f1", inner_reward="f1_fp", inner_reward_kw={"w": 0.5},
+                                ce_weight=0.25)
     _, info = env.reset(seed=0)
+    assert env.trainer.config.ce_weight == 0.25  # the tuning loss's CE share reaches the trainer
     assert env.trainer.reward_fn.__name__ == "f1_fp(w=0.5)" and env.reward_fn.__name__ == "mean_f1"
     assert env.trainer.config.loss == "ce_then_reinforce" and env.trainer.phase(0) == "reinforce"  # pretrained: tuning
     assert env.trainer.lr_at(5) <= env.config.lr * env.config.tune_lr_factor

@@ -100,6 +100,15 @@ def test_pretrained_cache_trains_once(data, tmp_path, monkeypatch):
     assert other.load_pretrained(steps=3, cache_dir=tmp_path) == path
 
 
+def test_pretrained_cache_follows_the_training_data(data, tmp_path):
+    """A regenerated data set under the same spec (a changed generator, edited files) gets its own start model."""
+    path = make(data).load_pretrained(steps=2, cache_dir=tmp_path)
+    edited = dict(data)
+    train = data["train"]
+    edited["train"] = type(train)(train.images.flip(-1), train.labels, train.scheme, train.names)
+    assert make(edited).load_pretrained(steps=2, cache_dir=tmp_path) != path
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     from adaptive_de.errors import UserError
     bad = tmp_path / "bad.pt"

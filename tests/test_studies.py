@@ -1,0 +1,56 @@
+"""The study scripts' own logic: learning-study bookkeeping and the GPU-check report (no training here)."""
+import json
+
+import pytest
+
+from adaptive_de.augment import OPS
+from agents.baselines import parse_fixed
+from benchmarks import gpu_report, learning
+from benchmarks.headroom import MATCHED_LEVELS
+from envs import SAMPLING_MODES
+
+
+def scores(*values):
+    return {"test_mean_f1": list(values), "test_fp_rate": [0.1] * len(values)}
+
+
+def test_fixed_spec_round_trips_through_the_fixed_agent():
+    action = [MATCHED_LEVELS.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index("class_balanced")]
+    spec = learning.fixed_spec(action)
+    assert spec.endswith(",class_balanced")
+    assert parse_fixed(spec.removeprefix("fixed:")).tolist() == action
+
+
+def test_gap_is_to_the_best_baseline_and_paired_per_seed():
+    methods = {"ppo": scores(0.50, 0.44), "none": scores(0.30, 0.20), "random": scores(0.45, 0.45),
+               "best_fixed": scores(0.47, 0.45), learning.ORACLE: scores(0.9, 0.9)}
+    assert learning.best_baseline(methods) == "best_fixed"  # the oracle is not a baseline
+    row = next(line for line in learning.table({"methods": methods}).splitlines() if line.startswith("| ppo "))
+    # per seed +3.0 and -1.0 points, mean +1.00
+    assert "+1.00 (per seed: +3.0, -1.0)" in row
+
+
+def test_method_names_and_variants_are_known():
+    assert learning.method_names(["default", "menu"]) == ["ppo", "ppo[menu]"]
+    for variant in learning.VARIANTS.values():
+        assert variant["agent"] in ("ppo", "ppo_menu")
+
+
+def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_report, "DOCS", tmp_path)
+    assert gpu_report.report().count("not run") == 3
+    machine = {"torch": "2.x", "cores": 16}
+    training = {"device": "Card X", "preset": "vit-p12s8", "batch": 256, "image_size": 112, "dtype": "bf16 autocast",
+                "images_per_s": 2000.0, "achieved_tflops": 200.0, "peak_tflops": 1000.0, "mfu": 0.2,
+                "max_memory_gib": 20.0}
+    (tmp_path / "bench_model_cuda.json").write_text(json.dumps({"machine": machine, "cuda_training": training}))
+    (tmp_path / "gpu_check_run.json").write_text(json.dumps({"methods": {"ppo": {"test_mean_f1": 0.6454}}}))
+    text = gpu_report.report()
+    assert "**Card X**" in text and "MFU 20.0%" in text and "`ppo` 64.54" in text
+    assert text.count("not run") == 1  # only the augmentation benchmark is missing
+
+
+@pytest.mark.parametrize("name", ["learning", "gpu_report"])
+def test_study_modules_document_their_command(name):
+    module = {"learning": learning, "gpu_report": gpu_report}[name]
+    assert f"python -m benchmarks.{name}" in module.__doc__
