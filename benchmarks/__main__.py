@@ -1,8 +1,10 @@
 """The speed suite: every speed benchmark in one run, a table, and docs/benchmarks.json.
 
-    python -m benchmarks [--quick]
+    python -m benchmarks [--quick | --report]
 
-``--quick`` (a smoke check) writes its figures under runs/benchmarks-quick/ instead of docs/.
+Writes docs/benchmarks.json and the speed section of docs/RESULTS.md. ``--quick`` (a smoke
+check) writes its figures under runs/benchmarks-quick/ instead; ``--report`` re-renders the
+RESULTS.md section from docs/benchmarks.json without timing anything.
 
 Ratios are measured against a baseline in the same run. Time it on a quiet machine: other jobs on
 a 2-core CPU distort the figures badly (the load average before the run is recorded).
@@ -24,7 +26,9 @@ from benchmarks.headroom import matched_policy
 from benchmarks.machine import machine_info
 from benchmarks.overhead import overhead_ratio
 from benchmarks.rewards_study import step_time_ratio
+from benchmarks.runs import DOCS, update_results_section
 
+SECTION = "Speed suite (issue 7)"
 TARGETS = {"overhead_ratio": "<= 1.10", "augment_speedup_vs_kornia": ">= 3", "reinforce_step_ratio": "<= 1.3",
            "synth_faces_per_s": ">= 2000 (64 px)"}
 
@@ -38,7 +42,11 @@ def reinforce_step_ratio(quick: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 5 minutes on 2 cores)")
+    parser.add_argument("--report", action="store_true", help="only re-render the RESULTS.md section")
     args = parser.parse_args()
+    if args.report:
+        update_results_section(SECTION, report(json.loads((DOCS / "benchmarks.json").read_text())))
+        return
     quick = ["--quick"] if args.quick else []
     # A smoke check must not overwrite the committed full-run figures in docs/.
     folder = Path("runs/benchmarks-quick") if args.quick else Path("docs")
@@ -70,6 +78,33 @@ def main() -> None:
         print(f"model {preset:<22} {ips:>9.1f}   images/s (train step, batch 32)")
     atomic_write_text(folder / "benchmarks.json", json.dumps(out, indent=2) + "\n")
     print(f"wrote {folder / 'benchmarks.json'}")
+    if not args.quick:
+        update_results_section(SECTION, report(out))
+
+
+def report(data: dict) -> str:
+    """The RESULTS.md speed section: each target against its measured figure, and the machine."""
+    m = data["machine"]
+    met = {"overhead_ratio": data["overhead_ratio"] <= 1.10,
+           "augment_speedup_vs_kornia": data["augment_speedup_vs_kornia"] >= 3,
+           "reinforce_step_ratio": data["reinforce_step_ratio"] <= 1.3,
+           "synth_faces_per_s": data["synth_faces_per_s"] >= 2000}
+    rows = ["| metric | measured | target | |", "|---|---|---|---|"]
+    rows += [f"| `{k}` | {data[k]:,.2f} | {TARGETS[k]} | {'met' if ok else '**not met**'} |" for k, ok in met.items()]
+    rows += [f"| model `{p}` train step | {ips:,.1f} images/s | | |" for p, ips in data["model_images_per_s"].items()]
+    aug = ["| case | batch | size | ours ms | Kornia ms | speedup |", "|---|---|---|---|---|---|"]
+    aug += [f"| {r['case']} | {r['batch']} | {r['size']} | {r['ours_ms']:.2f} | {r['kornia_ms']:.2f} | "
+            f"{r['speedup']:.2f}x |" for r in data["augment"]]
+    return (f"Written by `python -m benchmarks` (docs/benchmarks.json) on {m['cpu']}, {m['cores']} cores, "
+            f"{m['torch_threads']} torch threads, torch {m['torch']}; load average {m['load_average_1min']} before "
+            f"the run.\n\n" + "\n".join(rows)
+            + f"\n\n`overhead_ratio`: one `env.step()` ({data['inner_steps_per_env_step']} inner steps with a "
+            f"`LevelPolicy` at level 2 on every op and the sampler mixture, then the {data['val_images']}-image "
+            f"val subset) took {data['env_step_s']:.2f} s against {data['bare_loop_s']:.2f} s for a bare loop "
+            f"(medians, the two alternated). `reinforce_step_ratio`: {data['reinforce_k4_ms']:.0f} ms for a K = 4 "
+            f"REINFORCE step against {data['ce_ms']:.0f} ms for a CE step. Renderer (faces/s): "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in data["synth"].items())
+            + ".\n\nAugmentation on the CPU, ours vs Kornia (median ms per batch):\n\n" + "\n".join(aug) + "\n")
 
 
 if __name__ == "__main__":

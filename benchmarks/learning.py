@@ -1,7 +1,7 @@
 """Learning-quality study: does the agent beat fixed augmentation on equal inner-training budget?
 
-    python -m benchmarks.learning [--seeds 0 1 2] [--search-runs 8] [--preset cpu] [--jobs 2]
-                                  [--variants default menu ...] [--out docs] [--reuse] [--quick]
+    python -m benchmarks.learning [--seeds 0 1 2] [--search-runs 8] [--preset cpu] [--env K=V ...] [--jobs 2]
+                                  [--variants default menu ...] [--out docs] [--tag T] [--reuse] [--quick]
 
 Per seed, as independent runs of ``python -m adaptive_de.run`` (``--jobs`` of them at once):
 ``best_fixed`` is searched first (one episode of each constant ``fixed:<levels>`` policy of a small
@@ -10,16 +10,19 @@ grid, the best final val-subset score wins), then the baselines (``none``, ``ran
 A2C train on ``search_runs`` episodes of agent experience (the search compute, in units of one final
 training run), then run one deterministic episode. Every final model is scored on the test split.
 
-Writes ``OUT/learning.json``, ``OUT/learning_returns.png`` and ``OUT/learning_levels.png``; with
-``--out docs`` also the RESULTS.md section, which includes each ``docs/learning_cuda*.json`` (the
-same study run on a CUDA machine). ``oracle_matched``, the headroom study's hand-made policy that
-knows the test nuisances, is a reference row, not a baseline: the most a perfect search could gain.
+Writes ``OUT/learning.json`` and the plots ``OUT/learning_{methods,returns,levels}.png`` (methods:
+each one's gap to the best baseline, paired by seed), or with ``--tag T`` a side study's
+``OUT/learning_T.json`` (other env options via ``--env K=V``, another budget, another device);
+with ``--out docs`` also the RESULTS.md section: the main study, then every side study.
+``oracle_matched``, the headroom study's hand-made policy that knows the test nuisances, is a
+reference row, not a baseline: the most a perfect search could gain.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``.
 """
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from adaptive_de import run  # noqa: E402
 from adaptive_de.augment import OPS  # noqa: E402
-from adaptive_de.config import to_yaml  # noqa: E402
+from adaptive_de.config import parse_kv, to_yaml  # noqa: E402
+from agents import agent_class  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
     DOCS,
@@ -71,17 +75,28 @@ SECTION = "Learning quality: agent vs fixed augmentation (issue 7)"
 ORACLE = "oracle_matched"
 
 
+@dataclass(frozen=True)
+class Study:
+    """What every run of one study shares: the env (a preset and option overrides), the agents' budget, the folder."""
+
+    preset: str
+    env: dict[str, Any]
+    timesteps: int  # agent env steps of a learner's training
+    logdir: Path
+    reuse: bool  # reuse the finished runs an earlier study left in logdir
+
+
 def fixed_spec(action: list[int]) -> str:
     """The ``fixed:`` agent spec of an env action (16 levels, then the sampling mode's index)."""
     from envs import SAMPLING_MODES
     return "fixed:" + ",".join(map(str, action[:-1])) + "," + list(SAMPLING_MODES)[action[-1]]
 
 
-def search_best_fixed(preset: str, seed: int) -> tuple[str, dict[str, float]]:
+def search_best_fixed(study: Study, seed: int) -> tuple[str, dict[str, float]]:
     """One episode per grid entry; the best final val-subset mean F1 wins (val only: no test peeking)."""
     from envs import FaceParsingAugmentEnv
 
-    env = FaceParsingAugmentEnv(preset, seed=seed)
+    env = FaceParsingAugmentEnv(study.preset, **{**study.env, "seed": seed})
     scores = {}
     for name, levels in GRID.items():
         env.reset(seed=seed)
@@ -92,65 +107,63 @@ def search_best_fixed(preset: str, seed: int) -> tuple[str, dict[str, float]]:
     return fixed_spec(GRID[best]), scores
 
 
-def agent_run(name: str, agent: str, seed: int, preset: str, timesteps: int, compare: list[str], logdir: Path,
-              agent_kw: dict[str, Any], reuse: bool) -> dict[str, Any]:
+def agent_run(study: Study, name: str, agent: str, seed: int, compare: list[str],
+              agent_kw: dict[str, Any] | None = None) -> dict[str, Any]:
     """One ``adaptive_de.run`` run (or, with ``reuse``, the results an earlier one left); its results and episodes."""
-    run_dir = logdir / name
-    if not (reuse and (run_dir / "results.json").exists()):
+    run_dir = study.logdir / name
+    if not (study.reuse and (run_dir / "results.json").exists()):
         if run_dir.exists():
             shutil.rmtree(run_dir)  # a stale or killed run of this study
-        config = logdir / f"{name}.yaml"
+        config = study.logdir / f"{name}.yaml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(to_yaml({"agent_kw": agent_kw}))
-        argv = ["--agent", agent, "--preset", preset, "--seed", str(seed), "--timesteps", str(timesteps),
-                "--compare", ",".join(compare), "--logdir", str(logdir), "--name", name, "--config", str(config)]
+        config.write_text(to_yaml({"agent_kw": agent_kw or {}, "env": study.env}))
+        timesteps = study.timesteps if agent_class(agent)[0].learns else 1
+        argv = ["--agent", agent, "--preset", study.preset, "--seed", str(seed), "--timesteps", str(timesteps),
+                "--compare", ",".join(compare), "--logdir", str(study.logdir), "--name", name, "--config", str(config)]
         if run.main(argv) != 0:
             raise SystemExit(f"run {name} failed")
     return {"rows": json.loads((run_dir / "results.json").read_text())["methods"],
             "episodes": [(e["timesteps"], e["return"]) for e in run.read_episodes(run_dir / run.EPISODES)]}
 
 
-def baselines_task(seed: int, preset: str, logdir: Path, reuse: bool) -> dict[str, Any]:
+def baselines_task(study: Study, seed: int) -> dict[str, Any]:
     """``best_fixed``'s grid search, then one episode of each baseline from the seed's start."""
-    grid_file = logdir / f"grid-seed{seed}.json"
-    if reuse and grid_file.exists():
+    grid_file = study.logdir / f"grid-seed{seed}.json"
+    if study.reuse and grid_file.exists():
         grid = json.loads(grid_file.read_text())
     else:
-        best, scores = search_best_fixed(preset, seed)
+        best, scores = search_best_fixed(study, seed)
         grid = {"best": best, "val_mean_f1": scores}
-        write_json(grid_file.name, grid, folder=logdir)
-    result = agent_run(f"baselines-seed{seed}", "none", seed, preset, 1, [*BASELINES[1:], grid["best"]], logdir,
-                       {}, reuse)
-    rows = result["rows"]
+        write_json(grid_file.name, grid, folder=study.logdir)
+    rows = agent_run(study, f"baselines-seed{seed}", "none", seed, [*BASELINES[1:], grid["best"]])["rows"]
     rows["best_fixed"] = rows.pop(grid["best"])
     return {"seed": seed, "rows": rows, "grid": grid}
 
 
-def agent_task(method: str, seed: int, preset: str, timesteps: int, logdir: Path, reuse: bool) -> dict[str, Any]:
+def agent_task(study: Study, method: str, seed: int) -> dict[str, Any]:
     """A learner (``a2c`` or ``ppo[VARIANT]``) trained on ``timesteps`` env steps, then its deterministic episode."""
     variant = VARIANTS[method.partition("[")[2].rstrip("]") or "default"] if method.startswith("ppo") \
         else {"agent": method}
     name = method.replace("[", "-").rstrip("]") + f"-seed{seed}"
-    result = agent_run(name, variant["agent"], seed, preset, timesteps, [], logdir, variant.get("agent_kw", {}),
-                       reuse)
+    result = agent_run(study, name, variant["agent"], seed, [], variant.get("agent_kw"))
     row = result["rows"][variant["agent"]]
     return {"seed": seed, "rows": {method: row}, "episodes": result["episodes"]}
 
 
-def oracle_task(seed: int, preset: str, logdir: Path, reuse: bool) -> dict[str, Any]:
+def oracle_task(study: Study, seed: int) -> dict[str, Any]:
     """One episode of the hand-matched policy (levels at the env's p = 0.5, like the headroom study's)."""
     from benchmarks.headroom import MATCHED_LEVELS
     spec = fixed_spec([MATCHED_LEVELS.get(op, 0) for op in OPS] + [0])
-    rows = agent_run(f"oracle-seed{seed}", spec, seed, preset, 1, [], logdir, {}, reuse)["rows"]
+    rows = agent_run(study, f"oracle-seed{seed}", spec, seed, [])["rows"]
     return {"seed": seed, "rows": {ORACLE: rows[spec]}}
 
 
-def run_task(kind: str, seed: int, preset: str, timesteps: int, logdir: str, reuse: bool) -> dict[str, Any]:
+def run_task(study: Study, kind: str, seed: int) -> dict[str, Any]:
     if kind == "baselines":
-        return baselines_task(seed, preset, Path(logdir), reuse)
+        return baselines_task(study, seed)
     if kind == ORACLE:
-        return oracle_task(seed, preset, Path(logdir), reuse)
-    return agent_task(kind, seed, preset, timesteps, Path(logdir), reuse)
+        return oracle_task(study, seed)
+    return agent_task(study, kind, seed)
 
 
 def method_names(variants: list[str]) -> list[str]:
@@ -163,24 +176,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--search-runs", type=int, default=8, help="agent training episodes (search compute)")
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--env", nargs="*", metavar="K=V",
+                        help="env options over the preset's, e.g. steps_per_round=50")
     parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS),
                         help="PPO variants to train (default: ppo as shipped)")
     parser.add_argument("--no-a2c", action="store_true", help="skip A2C")
     parser.add_argument("--logdir", default="runs/learning")
-    parser.add_argument("--out", default=None, help="folder of learning.json and the plots (default docs)")
+    parser.add_argument("--out", default=None, help="folder of the results and plots (default docs)")
+    parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study the RESULTS section lists "
+                                      "after the main one")
     parser.add_argument("--reuse", action="store_true", help="reuse the finished runs an earlier study left in logdir")
     args = parser.parse_args()
     apply_threads(args.threads)
     preset, seeds = ("smoke", [0]) if args.quick else (args.preset, args.seeds)
     out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
-    logdir = Path("runs/learning-quick/runs" if args.quick else args.logdir)
     from adaptive_de.presets import EnvConfig
-    env_config = EnvConfig.from_preset(preset)
-    timesteps = args.search_runs * env_config.rounds
+    env = parse_kv(args.env)
+    env_config = EnvConfig.from_preset(preset, **env)
+    study = Study(preset, env, args.search_runs * env_config.rounds,
+                  Path("runs/learning-quick/runs" if args.quick else args.logdir), args.reuse)
     learners = [*method_names(args.variants), *([] if args.no_a2c else ["a2c"])]
     # learners first: they are the longest tasks, so the pool's last tasks are short ones
-    tasks = [(kind, seed, preset, timesteps, str(logdir), args.reuse) for kind in [*learners, "baselines", ORACLE]
-             for seed in seeds]
+    tasks = [(study, kind, seed) for kind in [*learners, "baselines", ORACLE] for seed in seeds]
     results = map_runs(run_task, tasks, args.jobs)
 
     methods: dict[str, dict[str, list[float]]] = {}
@@ -197,16 +214,18 @@ def main() -> None:
                 levels.setdefault(method, []).append(row["levels"])
         if "grid" in result:
             grids[result["seed"]] = result["grid"]
-    data = {"machine": machine_info(), "preset": preset, "seeds": seeds, "inner_steps": env_config.episode_steps,
-            "methods": methods, "search_cost_runs": args.search_runs,
+    data = {"machine": machine_info(), "preset": preset, "env": env, "seeds": seeds,
+            "inner_steps": env_config.episode_steps, "methods": methods, "search_cost_runs": args.search_runs,
             "best_fixed_search_cost_runs": len(GRID), "best_fixed_grid": grids,
             "variants": {m: VARIANTS[v] for m, v in zip(method_names(args.variants), args.variants, strict=True)},
             "levels": levels, "reward_tuning": reward_tuning()}
-    write_json("learning.json", data, folder=out)
-    plot(returns, levels, out)
+    write_json(f"learning_{args.tag}.json" if args.tag else "learning.json", data, folder=out)
+    if not args.tag:
+        plot_methods(methods, out)
+        plot(returns, levels, out)
     print(table(data))
-    if out == DOCS:
-        update_results_section(SECTION, report(data))
+    if out == DOCS and (DOCS / "learning.json").exists():
+        update_results_section(SECTION, report())
 
 
 def reward_tuning() -> dict[str, Any]:
@@ -240,30 +259,65 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def report(data: dict[str, Any]) -> str:
-    """The RESULTS.md section: this study's table and plots, then the CUDA run's table if there is one."""
+def report() -> str:
+    """The RESULTS.md section: the main study (docs/learning.json) with its plots, then each side study
+    (docs/learning_*.json: other devices, env options, budgets)."""
+    data = json.loads((DOCS / "learning.json").read_text())
     methods, best = data["methods"], best_baseline(data["methods"])
     gap = 100 * (mean_std(methods["ppo"]["test_mean_f1"])[0] - mean_std(methods[best]["test_mean_f1"])[0])
-    steps = data["inner_steps"]
-    body = (f"Written by `python -m benchmarks.learning` on {device_name(data['machine'])}: "
-            f"preset `{data['preset']}`, seeds {data['seeds']}. Every final model trained one episode of {steps} "
-            f"inner steps from the same CE-pretrained start; the agents trained on {data['search_cost_runs']} "
-            f"episodes; `best_fixed` was picked from {data['best_fixed_search_cost_runs']} constant policies on the "
-            f"val subset. Mean ± std over seeds.\n\n" + table(data)
+    body = (f"Written by `python -m benchmarks.learning`. {describe(data)} Mean ± std over seeds; the last column "
+            f"pairs each method with the best non-learning baseline seed by seed.\n\n" + table(data)
             + f"\n\nPPO vs the best non-learning baseline (`{best}`): **{gap:+.2f}** mean-F1 points (target >= +1 "
             f"with <= 8 runs of search compute): {'met' if gap >= 1 else 'NOT met'}.\n\n"
-            "![returns](learning_returns.png)\n\n![levels](learning_levels.png)\n")
-    for path in sorted(DOCS.glob("learning_cuda*.json")):  # the same study run on a CUDA machine
+            "![methods](learning_methods.png)\n\n![returns](learning_returns.png)\n\n"
+            "![levels](learning_levels.png)\n")
+    tuning = data.get("reward_tuning")
+    if tuning:
+        body += (f"\nReward tuning on the same benchmark (`benchmarks.rewards_study`; `reward_tuning` in the json): "
+                 f"CE {fmt_pct(tuning['ce'])} vs CE→REINFORCE (`{tuning['ce_then_reinforce_arm']}`) "
+                 f"{fmt_pct(tuning['ce_then_reinforce'])} test mean F1 (%).\n")
+    for path in sorted(DOCS.glob("learning_*.json")):
         other = json.loads(path.read_text())
-        body += (f"\n### `{path.name}`: on {device_name(other['machine'])}, {other['search_cost_runs']} search "
-                 f"episodes\n\nThe trainer on the GPU (bf16 autocast), preset `{other['preset']}`, seeds "
-                 f"{other['seeds']}; PPO variants: "
-                 + "; ".join(f"`{k}` = {v}" for k, v in other["variants"].items()) + ".\n\n" + table(other) + "\n")
+        body += f"\n### Side study `{path.name}`\n\n{describe(other)}\n\n" + table(other) + "\n"
     return body
 
 
+def describe(data: dict[str, Any]) -> str:
+    """One paragraph: where the study ran and what it trained."""
+    env = data.get("env") or {}
+    options = f" with {', '.join(f'`{k}={v}`' for k, v in env.items())}" if env else ""
+    variants = "; ".join(f"`{name}`: {v['agent']}" + "".join(f", {k}={x}" for k, x in v.get("agent_kw", {}).items())
+                         for name, v in data.get("variants", {}).items())
+    return (f"On {device_name(data['machine'])}: preset `{data['preset']}`{options}, seeds {data['seeds']}. Every "
+            f"final model trained one episode of {data['inner_steps']} inner steps from the same CE-pretrained start; "
+            f"the agents trained on {data['search_cost_runs']} episodes; `best_fixed` was picked from "
+            f"{data['best_fixed_search_cost_runs']} constant policies on the val subset. PPO variants: {variants}.")
+
+
 def device_name(machine: dict[str, Any]) -> str:
-    return machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
+    if machine["cuda_device"]:
+        return f"{machine['cuda_device']} (the trainer on the GPU, bf16 autocast)"
+    return f"{machine['cpu']} ({machine['cores']} cores, CPU)"
+
+
+def plot_methods(methods: dict[str, dict[str, list[float]]], out: Path) -> None:
+    """Each method's test mean F1 minus the best non-learning baseline's, paired by seed (seeds differ in their
+    start model by more than methods differ, so the unpaired spread would hide the comparison)."""
+    best = best_baseline(methods)
+    names = [m for m in methods if m != best]
+    gaps = [100 * (np.array(methods[m]["test_mean_f1"]) - np.array(methods[best]["test_mean_f1"])) for m in names]
+    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(names), 4))
+    colors = ["tab:green" if m == ORACLE else "tab:gray" if m in BASELINES else "tab:blue" for m in names]
+    ax.bar(range(len(names)), [g.mean() for g in gaps], color=colors, alpha=0.6)
+    for i, g in enumerate(gaps):
+        ax.plot([i] * len(g), g, "k.", alpha=0.7)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axhline(1, color="tab:red", lw=0.8, ls="--", label="target: +1 point")
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set(ylabel=f"test mean F1 − {best} (points)",
+           title="Paired by seed: bar = mean, dots = seeds (blue: learners, green: oracle)")
+    ax.legend(fontsize=8)
+    save_figure(fig, "learning_methods.png", folder=out)
 
 
 def plot(returns: dict, levels: dict, out: Path) -> None:

@@ -54,3 +54,19 @@ def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monke
 def test_study_modules_document_their_command(name):
     module = {"learning": learning, "gpu_report": gpu_report}[name]
     assert f"python -m benchmarks.{name}" in module.__doc__
+
+
+def test_learning_report_lists_the_main_study_then_side_studies(tmp_path, monkeypatch):
+    monkeypatch.setattr(learning, "DOCS", tmp_path)
+    machine = {"cuda_device": None, "cpu": "CPU X", "cores": 2}
+    study = {"machine": machine, "preset": "cpu", "seeds": [0, 1], "inner_steps": 120, "search_cost_runs": 8,
+             "best_fixed_search_cost_runs": 4, "variants": {"ppo": {"agent": "ppo"}},
+             "methods": {"ppo": scores(0.52, 0.46), "best_fixed": scores(0.50, 0.45)}}
+    (tmp_path / "learning.json").write_text(json.dumps(study))
+    side = {**study, "env": {"steps_per_round": 50}, "inner_steps": 300,
+            "machine": {**machine, "cuda_device": "Card Y"}}
+    (tmp_path / "learning_long.json").write_text(json.dumps(side))
+    text = learning.report()
+    assert "**+1.50** mean-F1 points" in text and ": met." in text  # (2.0 + 1.0) / 2
+    assert text.index("learning_methods.png") < text.index("Side study `learning_long.json`")
+    assert "`steps_per_round=50`" in text and "Card Y" in text and "300 inner steps" in text
