@@ -36,6 +36,7 @@ from adaptive_de import run  # noqa: E402
 from adaptive_de.augment import OPS  # noqa: E402
 from adaptive_de.config import parse_kv, to_yaml  # noqa: E402
 from agents import agent_class  # noqa: E402
+from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
     DOCS,
@@ -50,6 +51,7 @@ from benchmarks.runs import (  # noqa: E402
 )
 
 BASELINES = ("none", "random", "randaugment", "trivialaugment")
+NON_LEARNING = (*BASELINES, "best_fixed")  # what the agents are measured against
 # Candidate constant policies for best_fixed (levels in OPS order, then the sampling mode).
 GRID = {
     "geometric": [3, 3, 2, 2, 0, 4] + [0] * 10 + [0],
@@ -140,10 +142,8 @@ def baselines_task(study: Study, seed: int) -> dict[str, Any]:
     return {"seed": seed, "rows": rows, "grid": grid}
 
 
-def agent_task(study: Study, method: str, seed: int) -> dict[str, Any]:
+def agent_task(study: Study, method: str, seed: int, variant: dict[str, Any]) -> dict[str, Any]:
     """A learner (``a2c`` or ``ppo[VARIANT]``) trained on ``timesteps`` env steps, then its deterministic episode."""
-    variant = VARIANTS[method.partition("[")[2].rstrip("]") or "default"] if method.startswith("ppo") \
-        else {"agent": method}
     name = method.replace("[", "-").rstrip("]") + f"-seed{seed}"
     result = agent_run(study, name, variant["agent"], seed, [], variant.get("agent_kw"))
     row = result["rows"][variant["agent"]]
@@ -152,23 +152,23 @@ def agent_task(study: Study, method: str, seed: int) -> dict[str, Any]:
 
 def oracle_task(study: Study, seed: int) -> dict[str, Any]:
     """One episode of the hand-matched policy (levels at the env's p = 0.5, like the headroom study's)."""
-    from benchmarks.headroom import MATCHED_LEVELS
     spec = fixed_spec([MATCHED_LEVELS.get(op, 0) for op in OPS] + [0])
     rows = agent_run(study, f"oracle-seed{seed}", spec, seed, [])["rows"]
     return {"seed": seed, "rows": {ORACLE: rows[spec]}}
 
 
-def run_task(study: Study, kind: str, seed: int) -> dict[str, Any]:
+def run_task(study: Study, kind: str, seed: int, variant: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One task of the study: ``baselines``, the oracle, or a learner (``kind`` its result key, with its variant)."""
     if kind == "baselines":
         return baselines_task(study, seed)
     if kind == ORACLE:
         return oracle_task(study, seed)
-    return agent_task(study, kind, seed)
+    return agent_task(study, kind, seed, variant)
 
 
-def method_names(variants: list[str]) -> list[str]:
-    """Result keys: ``ppo`` for the default variant, ``ppo[NAME]`` for the others."""
-    return ["ppo" if v == "default" else f"ppo[{v}]" for v in variants]
+def ppo_variants(names: list[str]) -> dict[str, dict[str, Any]]:
+    """Result key -> variant: ``ppo`` for the default variant, ``ppo[NAME]`` for the others."""
+    return {"ppo" if v == "default" else f"ppo[{v}]": VARIANTS[v] for v in names}
 
 
 def main() -> None:
@@ -195,9 +195,10 @@ def main() -> None:
     env_config = EnvConfig.from_preset(preset, **env)
     study = Study(preset, env, args.search_runs * env_config.rounds,
                   Path("runs/learning-quick/runs" if args.quick else args.logdir), args.reuse)
-    learners = [*method_names(args.variants), *([] if args.no_a2c else ["a2c"])]
+    variants = ppo_variants(args.variants)
+    learners = {**variants, **({} if args.no_a2c else {"a2c": {"agent": "a2c"}})}
     # learners first: they are the longest tasks, so the pool's last tasks are short ones
-    tasks = [(study, kind, seed) for kind in [*learners, "baselines", ORACLE] for seed in seeds]
+    tasks = [(study, kind, seed, learners.get(kind)) for kind in [*learners, "baselines", ORACLE] for seed in seeds]
     results = map_runs(run_task, tasks, args.jobs)
 
     methods: dict[str, dict[str, list[float]]] = {}
@@ -217,7 +218,7 @@ def main() -> None:
     data = {"machine": machine_info(), "preset": preset, "env": env, "seeds": seeds,
             "inner_steps": env_config.episode_steps, "methods": methods, "search_cost_runs": args.search_runs,
             "best_fixed_search_cost_runs": len(GRID), "best_fixed_grid": grids,
-            "variants": {m: VARIANTS[v] for m, v in zip(method_names(args.variants), args.variants, strict=True)},
+            "variants": variants,
             "levels": levels, "reward_tuning": reward_tuning()}
     write_json(f"learning_{args.tag}.json" if args.tag else "learning.json", data, folder=out)
     if not args.tag:
@@ -241,7 +242,7 @@ def reward_tuning() -> dict[str, Any]:
 
 
 def best_baseline(methods: dict[str, Any]) -> str:
-    return max((m for m in methods if m in (*BASELINES, "best_fixed")),
+    return max((m for m in methods if m in NON_LEARNING),
                key=lambda m: mean_std(methods[m]["test_mean_f1"])[0])
 
 
@@ -252,7 +253,7 @@ def table(data: dict[str, Any]) -> str:
     rows = ["| method | test mean F1 (%) | test FP rate (%) | vs best baseline (points) |", "|---|---|---|---|"]
     for name, m in methods.items():
         gap = ""
-        if name not in (*BASELINES, "best_fixed"):  # learners, and the oracle
+        if name not in NON_LEARNING:  # learners, and the oracle
             gaps = [100 * (a - b) for a, b in zip(m["test_mean_f1"], methods[best]["test_mean_f1"], strict=True)]
             gap = f"{np.mean(gaps):+.2f} (per seed: {', '.join(f'{g:+.1f}' for g in gaps)})"
         rows.append(f"| {name} | {fmt_pct(m['test_mean_f1'])} | {fmt_pct(m['test_fp_rate'])} | {gap} |")

@@ -9,6 +9,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
+# Nothing below means anything without a GPU, and the committed CUDA figures must stay.
+"$PY" -c "import sys, torch; torch.cuda.is_available() or sys.exit('error: no CUDA device; this script needs one'); \
+print(torch.__version__, torch.cuda.get_device_name())" || exit 1
+# This run's outputs only: a step that fails must show as "not run", not as an earlier run's figures.
+rm -rf docs/bench_model_cuda.json docs/bench_augment_cuda.json docs/gpu_check_run.json runs/gpu-check
 failed=0
 step() {  # step NAME CMD...: run one check, log it, count a failure
   local name=$1; shift
@@ -17,17 +22,16 @@ step() {  # step NAME CMD...: run one check, log it, count a failure
   "$@" || { echo "!!! $name failed (rc $?)"; failed=$((failed + 1)); }
   echo "=== $name took $((SECONDS - t0)) s"
 }
-step device "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; \
-print(torch.__version__, torch.cuda.get_device_name())"
 step cuda-tests "$PY" -m pytest -q -m cuda -p no:cacheprovider
 step bench-model "$PY" -m benchmarks.bench_model --out docs/bench_model_cuda.json
 step bench-augment "$PY" -m benchmarks.bench_augment --device cuda --out docs/bench_augment_cuda.json
 step run-gpu "$PY" -m adaptive_de.run --agent ppo --preset gpu --timesteps 20 --compare none \
   --name gpu-check --logdir runs
-cp runs/gpu-check/results.json docs/gpu_check_run.json
+step copy-run cp runs/gpu-check/results.json docs/gpu_check_run.json
 step report "$PY" -m benchmarks.gpu_report
 if [ -n "${OUT:-}" ]; then
-  cp docs/bench_model_cuda.json docs/bench_augment_cuda.json docs/gpu_check_run.json docs/RESULTS.md "$OUT"/
+  cp docs/bench_model_cuda.json docs/bench_augment_cuda.json docs/gpu_check_run.json docs/RESULTS.md "$OUT"/ \
+    2>/dev/null
 fi
 echo "=== $failed step(s) failed"
 exit "$failed"

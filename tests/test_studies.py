@@ -30,8 +30,9 @@ def test_gap_is_to_the_best_baseline_and_paired_per_seed():
     assert "+1.00 (per seed: +3.0, -1.0)" in row
 
 
-def test_method_names_and_variants_are_known():
-    assert learning.method_names(["default", "menu"]) == ["ppo", "ppo[menu]"]
+def test_ppo_variants_are_keyed_by_result_name():
+    assert learning.ppo_variants(["default", "menu"]) == {"ppo": learning.VARIANTS["default"],
+                                                          "ppo[menu]": learning.VARIANTS["menu"]}
     for variant in learning.VARIANTS.values():
         assert variant["agent"] in ("ppo", "ppo_menu")
 
@@ -50,10 +51,9 @@ def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monke
     assert text.count("not run") == 1  # only the augmentation benchmark is missing
 
 
-@pytest.mark.parametrize("name", ["learning", "gpu_report"])
-def test_study_modules_document_their_command(name):
-    module = {"learning": learning, "gpu_report": gpu_report}[name]
-    assert f"python -m benchmarks.{name}" in module.__doc__
+@pytest.mark.parametrize("module", [learning, gpu_report])
+def test_study_modules_document_their_command(module):
+    assert f"python -m {module.__name__}" in module.__doc__
 
 
 def test_learning_report_lists_the_main_study_then_side_studies(tmp_path, monkeypatch):
