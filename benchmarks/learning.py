@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from adaptive_de import run  # noqa: E402
 from adaptive_de.augment import OPS  # noqa: E402
 from adaptive_de.config import parse_kv, to_yaml  # noqa: E402
+from adaptive_de.errors import run_cli  # noqa: E402
 from agents import agent_class  # noqa: E402
 from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
@@ -171,7 +173,7 @@ def ppo_variants(names: list[str]) -> dict[str, dict[str, Any]]:
     return {"ppo" if v == "default" else f"ppo[{v}]": VARIANTS[v] for v in names}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = study_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--search-runs", type=int, default=8, help="agent training episodes (search compute)")
@@ -186,7 +188,7 @@ def main() -> None:
     parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study the RESULTS section lists "
                                       "after the main one")
     parser.add_argument("--reuse", action="store_true", help="reuse the finished runs an earlier study left in logdir")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     apply_threads(args.threads)
     preset, seeds = ("smoke", [0]) if args.quick else (args.preset, args.seeds)
     out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
@@ -342,4 +344,4 @@ def plot(returns: dict, levels: dict, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))  # a bad --env option or preset: one error line, exit code 2

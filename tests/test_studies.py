@@ -70,3 +70,12 @@ def test_learning_report_lists_the_main_study_then_side_studies(tmp_path, monkey
     assert "**+1.50** mean-F1 points" in text and ": met." in text  # (2.0 + 1.0) / 2
     assert text.index("learning_methods.png") < text.index("Side study `learning_long.json`")
     assert "`steps_per_round=50`" in text and "Card Y" in text and "300 inner steps" in text
+
+
+@pytest.mark.parametrize("argv, message", [(["--env", "foo=1"], "unknown env option(s): foo"),
+                                           (["--preset", "nope"], "unknown preset 'nope'")])
+def test_learning_study_refuses_bad_options_in_one_line(argv, message, capsys):
+    from adaptive_de.errors import run_cli
+    assert run_cli(learning.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
