@@ -13,17 +13,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from .config import TrainConfig, from_yaml
 from .data import load
-from .device import autocast, pick_device
 from .errors import CliParser, UserError, run_cli
-from .metrics import ConfusionAccumulator
-from .models import PRESETS, build_model
-from .trainer import load_checkpoint, normalise
+from .models import PRESETS
+from .trainer import InnerTrainer, load_checkpoint
 
 FINAL_MODEL = "final_model.pt"
 
@@ -46,22 +41,6 @@ def run_data_spec(run_dir: Path) -> str:
     return str(env.get("data", "synth"))
 
 
-@torch.no_grad()
-def evaluate_model(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *,
-                   device: torch.device, batch_size: int) -> dict[str, Any]:
-    """Pooled-confusion mean F1, per-class F1 and FP rate of ``model`` over uint8 images and their label maps."""
-    model.eval()
-    acc = ConfusionAccumulator(num_classes, device)
-    for lo in range(0, len(images), batch_size):
-        x = images[lo:lo + batch_size].to(device)
-        with autocast(device):
-            pred = model(normalise(x)).argmax(1)
-        acc.update(pred, labels[lo:lo + batch_size].to(device).long())
-    scores = acc.compute()
-    return {"mean_f1": float(scores["mean_f1"]), "f1": [float(v) for v in scores["f1"]],
-            "fp_rate": float(scores["fp_rate"])}
-
-
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None  # JSON has no NaN
 
@@ -82,16 +61,16 @@ def _main(argv: list[str] | None) -> int:
     except (KeyError, TypeError) as e:
         raise UserError(f"{run_dir / FINAL_MODEL} is not a trainer state ({e})") from None
     size = config.image_size or PRESETS[config.preset].image_size
-    device = pick_device(args.device)
     data = load(spec, args.split, size=size)
-    model = build_model(config.preset, num_classes=data.scheme.num_classes, head=config.head)
+    # The trainer is only the evaluation function's host here: its "train" split is the split being scored.
+    trainer = InnerTrainer(config.replace(device=args.device, eval_batch_size=args.batch_size),
+                           data={"train": data}, splits=("train",))
     try:
-        model.load_state_dict(state["model"])
+        trainer.model.load_state_dict(state["model"])
     except RuntimeError:
         raise UserError(f"the run's model does not fit {spec!r} ({data.scheme.name}, {data.scheme.num_classes} "
                         f"classes): it was trained on {config.data!r}") from None
-    scores = evaluate_model(model.to(device), data.images, data.labels, data.scheme.num_classes, device=device,
-                            batch_size=args.batch_size)
+    scores = {key: trainer.evaluate("train")[key] for key in ("mean_f1", "f1", "fp_rate")}
     scores = {key: [_finite(v) for v in value] if isinstance(value, list) else _finite(value)
               for key, value in scores.items()}
     print(json.dumps({"run": str(run_dir), "data": spec, "split": args.split, "num_images": len(data.images),

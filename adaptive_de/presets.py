@@ -1,23 +1,27 @@
-"""Env and run presets as plain data: how big one env episode is, and how long an agent trains.
+"""Env and run presets as plain data: how big a population run is.
 
 ``EnvConfig`` is everything that defines the task an agent faces (the inner trainer's sizes, the
-data, the rewards, the inner loss); ``EnvConfig.from_preset(name, **overrides)`` starts from a named
-preset. ``RunConfig`` is what ``python -m adaptive_de.run`` records in ``runs/<name>/config.yaml``.
+data, the rewards, the inner loss, the population); ``EnvConfig.from_preset(name, **overrides)``
+starts from a named preset. ``RunConfig`` is what ``python -m adaptive_de.run`` records in
+``runs/<name>/config.yaml``. The single-trainer env (``envs.FaceParsingAugmentEnv``) reads the same
+config and ignores the population's fields.
 
-Presets (an episode is ``rounds`` x ``steps_per_round`` inner steps from a CE-pretrained start):
+Presets (a population run: ``members`` trainers x ``rounds`` x ``steps_per_round`` inner steps from a
+shared CE warm-up of ``pretrain`` steps; the first ``val subset`` val images give the reward, the rest
+of val selects the final member):
 
-======  =========  ===============================  =====  ========  ========  ==========  =========
-preset  model      data                             batch  pretrain  rounds    val subset  timesteps
-======  =========  ===============================  =====  ========  ========  ==========  =========
-smoke   tiny       synth:train=200,val=50,test=50       8        20  3 x 4             16         12
-cpu     tiny       synth (64 px)                       32       600  6 x 20           100        120
-gpu     small      synth:train=10000 (64 px)          128      3000  10 x 100         500       1000
-paper   vit-p12s8  synth (rendered at 112 px)          64      5000  10 x 200         500        500
-======  =========  ===============================  =====  ========  ========  ==========  =========
+======  =========  ===============================  =====  ========  =======  ========  ==========
+preset  model      data                             batch  pretrain  members  rounds    val subset
+======  =========  ===============================  =====  ========  =======  ========  ==========
+smoke   tiny       synth:train=200,val=50,test=50       8        20        2  4 x 4             16
+cpu     tiny       synth (64 px)                       32       600        4  6 x 32           200
+gpu     small      synth:train=10000 (64 px)          128      3000        8  10 x 100          250
+paper   vit-p12s8  synth (rendered at 112 px)          64      5000        8  10 x 200          250
+======  =========  ===============================  =====  ========  =======  ========  ==========
 
-The ``cpu`` preset is sized so that ``python -m adaptive_de.run --agent ppo`` (pre-training, 120 agent
-steps = 20 episodes = 10 PPO updates, then one episode for each of 5 methods) fits in 15 minutes on a
-quiet 2-core CPU, where a ``tiny`` training step at batch 32 costs roughly 0.15-0.2 s.
+The ``cpu`` preset is sized so that ``python -m adaptive_de.run --agent ppo`` (the warm-up, then one
+population run for the agent and one for each of the 3 default comparison methods) fits in 15
+minutes on a quiet 2-core CPU.
 """
 from __future__ import annotations
 
@@ -52,8 +56,12 @@ class EnvConfig:
     eval_batch_size: int = 250
     pretrain_steps: int = 600  # CE steps of the cached start model (start="pretrained")
     rounds: int = 6  # agent steps per episode
-    steps_per_round: int = 20  # inner training steps per agent step
-    val_subset: int = 100  # the first N val images score every round
+    steps_per_round: int = 32  # inner training steps per agent step
+    val_subset: int = 200  # the first N val images score every round (the reward subset)
+    # The population run (envs.PopulationEnv): members trained side by side, and PBT's truncation selection.
+    members: int = 4  # inner trainers in the population (the VecEnv's num_envs)
+    exploit_every: int = 2  # rounds between exploits (the worst members take the best's model and optimiser)
+    exploit_fraction: float = 0.25  # share of the population replaced at an exploit (at least one member)
     inner_loss: str = "ce_then_reinforce"  # ce | reinforce | ce_then_reinforce
     reward: str = "f1_fp"  # env reward: a reward spec scored on the val subset
     reward_kw: dict[str, Any] = field(default_factory=dict)
@@ -94,33 +102,21 @@ class EnvConfig:
         """The preset's sizes with ``overrides`` on top; an unknown preset or option is a UserError."""
         check_choice("preset", preset, PRESETS)
         check_keys("env option", overrides, cls)
-        return cls(**{**PRESETS[preset].env, "preset": preset, **overrides})
+        return cls(**{**PRESETS[preset], "preset": preset, **overrides})
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A named size: the env's options, the agent's default budget, and logging periods."""
-
-    env: dict[str, Any]
-    timesteps: int  # agent env steps
-    checkpoint_every: int  # env steps between checkpoints
-    image_every: int  # training episodes between TensorBoard image grids
-
-
-PRESETS: dict[str, Preset] = {
-    "cpu": Preset(env={}, timesteps=120, checkpoint_every=24, image_every=1),
-    "gpu": Preset(env=dict(model="small", data="synth:train=10000", batch_size=128, pretrain_steps=3000, rounds=10,
-                           steps_per_round=100, val_subset=500),
-                  timesteps=1000, checkpoint_every=100, image_every=10),
-    "paper": Preset(env=dict(model="vit-p12s8", data="synth", batch_size=64, lr=5e-4, pretrain_steps=5000,
-                             rounds=10, steps_per_round=200, val_subset=500, eval_batch_size=200),
-                    timesteps=500, checkpoint_every=50, image_every=10),
-    "smoke": Preset(env=dict(data="synth:train=200,val=50,test=50", batch_size=8, pretrain_steps=20, rounds=3,
-                             steps_per_round=4, val_subset=16, eval_batch_size=50),
-                    timesteps=12, checkpoint_every=6, image_every=1),
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "gpu": dict(model="small", data="synth:train=10000", batch_size=128, pretrain_steps=3000, rounds=10,
+                steps_per_round=100, val_subset=250, members=8),
+    "paper": dict(model="vit-p12s8", data="synth", batch_size=64, lr=5e-4, pretrain_steps=5000, rounds=10,
+                  steps_per_round=200, val_subset=250, eval_batch_size=200, members=8),
+    "smoke": dict(data="synth:train=200,val=50,test=50", batch_size=8, pretrain_steps=20, rounds=4, steps_per_round=4,
+                  val_subset=16, eval_batch_size=50, members=2),
 }
+"""Named sizes: EnvConfig fields over its defaults (the ``cpu`` preset)."""
 
-DEFAULT_COMPARE = ("none", "random", "randaugment", "trivialaugment")
+DEFAULT_COMPARE = ("prior", "trivialaugment", "none")
 
 
 @dataclass
@@ -129,20 +125,13 @@ class RunConfig:
 
     agent: str = "ppo"  # an agents.AGENTS name, or fixed:<levels>
     name: str = ""
-    timesteps: int = 0  # total agent env steps
     compare: list[str] = field(default_factory=lambda: list(DEFAULT_COMPARE))
-    n_envs: int = 1
-    seed: int = 0  # agent seed, and the seed of the final comparison's episodes
-    checkpoint_every: int = 0
-    image_every: int = 1
+    seed: int = 0  # the population's seed (members' streams, the agent), shared by every method of the run
     agent_kw: dict[str, Any] = field(default_factory=dict)  # agent hyper-parameter overrides
     env: dict[str, Any] = field(default_factory=dict)  # EnvConfig fields
 
     def __post_init__(self) -> None:
         check_types(self)
-        for name in ("timesteps", "n_envs", "checkpoint_every", "image_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(**self.env)

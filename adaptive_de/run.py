@@ -1,60 +1,64 @@
-"""Train an agent that steers a face-parsing trainer's augmentation and sampling, then compare it with baselines.
+"""One population run per method: the agent learns while the population trains, then the comparison.
 
-    python -m adaptive_de.run --agent ppo                         # cpu preset, about 10-11 minutes on 2 cores
-    python -m adaptive_de.run --agent dqn --preset smoke
-    python -m adaptive_de.run --agent ppo --reward f1_fp --reward-kw w=0.5 --inner-loss ce
+    python -m adaptive_de.run --agent ppo                         # cpu preset, about 13 minutes on 2 cores
+    python -m adaptive_de.run --agent ppo --preset smoke --compare prior,none
+    python -m adaptive_de.run --agent ppo --env members=8 rounds=10 --reward-kw w=0.5
     python -m adaptive_de.run --resume runs/ppo-cpu-20250101-120000
 
-After training, the agent (acting deterministically) and each ``--compare`` baseline train one
-episode each from the same start and seed; each final inner model is scored on the TEST split.
+The agent's run is one ``envs.PopulationEnv`` run: ``members`` inner trainers side by side, the agent
+choosing each member's augmentation and sampling every round and learning from the members'
+group-relative rewards as they train, the worst members taking the best one's weights every
+``exploit_every`` rounds. Its final model is the best member on the selection subset of val. Each
+``--compare`` method then trains the same population from the same warm-up and seed, with the same
+inner steps (printed), and every final model is scored once on the TEST split.
 
 The run folder ``<logdir>/<name>/`` holds:
 
 =======================  ========================================================================
 config.yaml              the resolved run config (reusable with ``--config``)
-tb/                      TensorBoard events: SB3's scalars, the inner trainer's (``agents.callbacks``),
-                         ``final/<method>/val_mean_f1`` per round and ``final/<method>/predictions``
-checkpoints/latest.pt    agent, normaliser, counters, RNG states, env 0's trainer state (weights-only)
-episodes.jsonl           one line per training episode (timesteps, return, final val scores)
+tb/<method>/             TensorBoard, one folder per method (x axis: the round): best and mean
+                         member reward, group-relative reward spread, exploits, chosen levels, for
+                         a learner ``policy/kl_from_prior`` and ``policy/entropy`` (and SB3's
+                         ``train/`` in ``sb3/``); the final member's predictions and test score
+checkpoints/latest.pt    every member's trainer state, the agent, RNG states, finished methods' rows
 agent.pt                 the trained agent (``Agent.load``)
-final_model.pt           the agent's final inner trainer state; its model weights under ``"model"``
+final_model.pt           the agent's final (best) member's trainer state; model weights under ``"model"``
 results.json             ``{"agent": NAME, "methods": {NAME: {test_mean_f1, test_f1, test_fp_rate,
-                         wall_seconds}}}``, the agent first (NaN F1 of an absent class: null)
-results.md, curves.png   the comparison table; training returns and val F1 per round
+                         wall_seconds, compute_inner_steps, best_member, selection_reward, schedule}}}``
+results.md, schedule.png the comparison table; the levels the agent chose per round
+curves.png               the best member's reward-subset value per round, every method
 =======================  ========================================================================
 
-``--resume RUN_DIR`` continues from the last checkpoint to the run's total timesteps (the episode in
-flight when the run stopped is started afresh), with its TensorBoard curves continuing, then runs the
-final comparison.
+``--resume RUN_DIR`` continues a killed run from its last checkpoint (after a round, or after an agent
+update) and ends with the numbers the uninterrupted run would have given (on CPU).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
 import sys
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents import Agent, agent_class, make_agent
-from agents.callbacks import CheckpointCallback, InnerMetricsCallback, tensorboard_logger, tensorboard_writer
-from agents.evaluation import run_episode
-from envs import ENV_ID, SAMPLING_MODES, FaceParsingAugmentEnv, MenuActionWrapper
+from agents.callbacks import tensorboard_logger
+from agents.population import play_method
+from envs import SAMPLING_MODES, PopulationEnv
+from envs.population import check_population
 
+from .augment import OPS
 from .config import LOSSES, from_yaml, parse_kv, to_yaml
+from .data import load
 from .errors import CliParser, UserError, run_cli
 from .files import atomic_path, atomic_write_text
 from .presets import DEFAULT_COMPARE, PRESETS, EnvConfig, RunConfig, check_choice
@@ -62,18 +66,17 @@ from .rewards import get_reward
 from .trainer import load_checkpoint
 
 CHECKPOINT = Path("checkpoints/latest.pt")
-CHECKPOINT_FORMAT = "adaptive_de.run/1"
-EPISODES = "episodes.jsonl"
+CHECKPOINT_FORMAT = "adaptive_de.run/2"
 FINAL_MODEL = "final_model.pt"
-RESUMABLE_FLAGS = ("timesteps", "n_envs", "device")
+RESUMABLE_FLAGS = ("device",)
 ENV_FLAGS = ("data", "inner_loss", "device", "seed")
 
 
 def build_parser() -> CliParser:
     p = CliParser(prog="python -m adaptive_de.run", description=__doc__.splitlines()[0])
-    p.add_argument("--agent", help="ppo (default), a2c, dqn, ppo_menu, random, none, randaugment, trivialaugment, "
-                                   "fixed:L1,...,L16[,MODE]")
-    p.add_argument("--preset", help=f"env and budget preset: {', '.join(PRESETS)} (default cpu)")
+    p.add_argument("--agent", help="ppo (default), a2c, dqn, prior, pbt, best_fixed, random, none, randaugment, "
+                                   "trivialaugment, fixed:L1,...,L16[,MODE]")
+    p.add_argument("--preset", help=f"size preset: {', '.join(PRESETS)} (default cpu)")
     p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR (default: the preset's)")
     p.add_argument("--reward", help="reward spec for the env reward and the inner REINFORCE loss (default f1_fp)")
     p.add_argument("--reward-kw", nargs="*", metavar="K=V", help="reward parameters, e.g. w=0.3")
@@ -82,14 +85,15 @@ def build_parser() -> CliParser:
     p.add_argument("--inner-reward", help="inner REINFORCE reward spec only (its parameters: --inner-reward-kw)")
     p.add_argument("--inner-reward-kw", nargs="*", metavar="K=V")
     p.add_argument("--inner-loss", help=f"inner training loss: {', '.join(LOSSES)} (default ce_then_reinforce)")
-    p.add_argument("--timesteps", type=int, help="total agent env steps (default: the preset's)")
-    p.add_argument("--n-envs", type=int, help="parallel envs (>1: one process each)")
+    p.add_argument("--n-envs", type=int, help="population size: members trained side by side (default: the preset's)")
+    p.add_argument("--env", nargs="*", metavar="K=V", help="any env option over the preset's, e.g. rounds=8 "
+                                                          "exploit_every=2 (adaptive_de.presets.EnvConfig)")
     p.add_argument("--device", help="inner trainer device: auto | cpu | cuda | cuda:N (agents run on the CPU)")
-    p.add_argument("--seed", type=int, help="seed of the agent, the inner model and the comparison episodes (0)")
+    p.add_argument("--seed", type=int, help="seed of the warm-up, the population and the agent (0)")
     p.add_argument("--logdir", help="folder of run folders (default runs)")
     p.add_argument("--name", help="run folder name (default <agent>-<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.add_argument("--compare", help=f"comma-separated baselines for the final comparison "
+    p.add_argument("--compare", help=f"comma-separated methods trained after the agent on the same population "
                                      f"(default {','.join(DEFAULT_COMPARE)}; '' for none)")
     p.add_argument("--config", metavar="FILE.yaml", help="a run config (e.g. another run's config.yaml); "
                                                          "flags override it")
@@ -112,18 +116,16 @@ def new_config(args) -> RunConfig:
                         f"{file_preset}; edit the file's env section instead")
     preset = args.preset or file_preset or "cpu"
     check_choice("preset", preset, PRESETS)
-    env = {**file_env, **{k: getattr(args, k) for k in ENV_FLAGS if getattr(args, k) is not None}}
+    env = {**file_env, **parse_kv(args.env), **{k: getattr(args, k) for k in ENV_FLAGS if getattr(args, k) is not None}}
+    if args.n_envs is not None:
+        env["members"] = args.n_envs
     env.update(resolve_rewards(args, EnvConfig.from_preset(preset, **file_env)))
     env_config = EnvConfig.from_preset(preset, **env)
-    sizes = PRESETS[preset]
+    check_population(env_config)
     agent = args.agent or base.pop("agent", None) or "ppo"
     compare = base.pop("compare", list(DEFAULT_COMPARE)) if args.compare is None else args.compare
-    fields = {"timesteps": sizes.timesteps, "checkpoint_every": sizes.checkpoint_every,
-              "image_every": sizes.image_every, **base, "agent": agent, "compare": parse_compare(compare),
-              "seed": env_config.seed, "env": env_config.to_dict()}
-    for flag in ("timesteps", "n_envs"):
-        if getattr(args, flag) is not None:
-            fields[flag] = getattr(args, flag)
+    fields = {**base, "agent": agent, "compare": parse_compare(compare, agent), "seed": env_config.seed,
+              "env": env_config.to_dict()}
     name = args.name or f"{re.sub(r'[^A-Za-z0-9_-]+', '_', agent)}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     return checked_run_config({**fields, "name": name})
 
@@ -151,8 +153,9 @@ def resolve_rewards(args, base: EnvConfig) -> dict[str, Any]:
     return {"reward": env_spec, "reward_kw": env_kw, "inner_reward": inner_spec, "inner_reward_kw": inner_kw}
 
 
-def parse_compare(value: str | list[str]) -> list[str]:
-    """Baseline specs from ``"none,random,fixed:0,...,2,mixed"`` (a fixed agent's own commas stay with it)."""
+def parse_compare(value: str | list[str], agent: str) -> list[str]:
+    """Comparison methods from ``"none,random,fixed:0,...,2,mixed"`` (a fixed agent's own commas stay with it),
+    without the run's own agent."""
     specs: list[str] = [] if isinstance(value, str) else [str(spec) for spec in value]
     for part in value.split(",") if isinstance(value, str) else []:
         part = part.strip()
@@ -162,9 +165,10 @@ def parse_compare(value: str | list[str]) -> list[str]:
         elif part:
             specs.append(part)
     for spec in specs:
-        if agent_class(spec)[0].learns:
-            raise UserError(f"--compare takes baselines that do not learn; {spec!r} is a learning agent")
-    return specs
+        agent_class(spec)  # an unknown method fails here, before anything is loaded
+    if len(set(specs)) != len(specs):
+        raise UserError(f"--compare names a method twice: {','.join(specs)}")
+    return [spec for spec in specs if spec != agent]
 
 
 def checked_run_config(fields: dict[str, Any]) -> RunConfig:
@@ -198,9 +202,6 @@ def resume_inputs(args) -> tuple[Path, RunConfig, dict[str, Any] | None]:
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"cannot resume {run_dir}: not a run folder (no config.yaml)")
     fields = read_yaml(run_dir / "config.yaml")
-    for flag in ("timesteps", "n_envs"):
-        if getattr(args, flag) is not None:
-            fields[flag] = getattr(args, flag)
     if args.device is not None and isinstance(fields.get("env"), dict):
         fields["env"]["device"] = args.device
     config = checked_run_config(fields)
@@ -209,32 +210,13 @@ def resume_inputs(args) -> tuple[Path, RunConfig, dict[str, Any] | None]:
         checkpoint = load_checkpoint(run_dir / CHECKPOINT)
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"cannot resume {run_dir}: {run_dir / CHECKPOINT} is not a run checkpoint")
-        if checkpoint["agent"].get("agent") != config.agent:
-            saved = checkpoint["agent"].get("agent")
-            raise UserError(f"cannot resume {run_dir}: its checkpoint holds agent {saved!r}, the config says "
-                            f"{config.agent!r}")
+        if checkpoint["methods"] != [config.agent, *config.compare]:
+            raise UserError(f"cannot resume {run_dir}: its checkpoint is of methods {checkpoint['methods']}, the "
+                            f"config says {[config.agent, *config.compare]}")
     return run_dir, config, checkpoint
 
 
-# ---------------------------------------------------------------------------------------- envs and training
-
-def env_options(config: RunConfig) -> dict[str, Any]:
-    """Keyword options of the run's envs: the recorded EnvConfig, plus the infos the callbacks log."""
-    return {**config.env, "frames_in_info": True, "timing_info": True}
-
-
-def _monitored_env(options: dict[str, Any], menu: bool) -> gym.Env:
-    env = gym.make(ENV_ID, **options)
-    return Monitor(MenuActionWrapper(env) if menu else env)
-
-
-def training_env(config: RunConfig, env: FaceParsingAugmentEnv, menu: bool) -> VecEnv:
-    """One env: ``env`` itself in a DummyVecEnv; several: one process each, sharing the CPU cores."""
-    if config.n_envs == 1:
-        return DummyVecEnv([lambda: Monitor(MenuActionWrapper(env) if menu else env)])
-    options = {**env_options(config), "torch_threads": max(1, (os.cpu_count() or 1) // config.n_envs)}
-    return SubprocVecEnv([partial(_monitored_env, options, menu)] * config.n_envs)
-
+# ---------------------------------------------------------------------------------------- the methods
 
 def rng_state() -> dict[str, Any]:
     """The global RNGs an agent draws from (Python, NumPy, torch), as weights-only-loadable data."""
@@ -250,92 +232,117 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def train(config: RunConfig, run_dir: Path, env: FaceParsingAugmentEnv, checkpoint: dict[str, Any] | None,
-          console: Console) -> Agent:
-    """Build the agent (restoring the checkpoint) and train it to ``config.timesteps`` with logging and checkpoints."""
-    cls, _ = agent_class(config.agent)
-    if not cls.learns:
-        return make_agent(config.agent, env, seed=config.seed)
-    venv = training_env(config, env, cls.menu_actions)
-    agent = make_agent(config.agent, venv, seed=config.seed, episode_length=env.rounds, **config.agent_kw)
-    start = 0
-    if checkpoint is not None:
-        try:
-            agent.load_state_dict(checkpoint["agent"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise UserError(f"cannot resume {run_dir}: its checkpoint does not fit the agent ({e})") from None
-        start = agent.num_timesteps
-        venv.seed(config.seed + start)  # new episode seeds, not a replay of the first episodes
-        set_rng_state(checkpoint["rng"])
-        keep_episodes(run_dir / EPISODES, start)
-        console.print(f"resuming {run_dir} from timestep {start} of {config.timesteps}")
-    # purge what a killed run logged after its checkpoint (steps > start; the checkpoint's own step is kept)
-    logger = tensorboard_logger(run_dir / "tb", purge_step=start + 1 if checkpoint is not None else None)
-    agent.set_logger(logger)
+class RoundLogger:
+    """TensorBoard scalars of one method's rounds (x axis: the round), and a learner's distance from its prior:
 
-    def make_checkpoint() -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "timesteps": agent.num_timesteps, "agent": agent.state_dict(),
-                "trainer": venv.env_method("trainer_state", indices=[0])[0], "rng": rng_state()}
+    ``population/val_reward_best``, ``val_reward_mean``, ``val_mean_f1_best`` (reward subset), ``train_loss``,
+    ``reward_spread`` (max - min group-relative reward), ``exploited`` (members replaced); ``levels/<op>``
+    (mean over members); ``policy/kl_from_prior`` and ``policy/entropy`` (nats, on the members' states).
+    """
 
-    callbacks = [InnerMetricsCallback(env.class_names, episodes_path=run_dir / EPISODES,
-                                      image_every=config.image_every),
-                 CheckpointCallback(run_dir / CHECKPOINT, config.checkpoint_every, make_checkpoint)]
-    if config.timesteps > start:
-        agent.learn(config.timesteps - start, callback=callbacks, reset_num_timesteps=checkpoint is None,
-                    progress_bar=True)
-    if config.n_envs > 1:
-        venv.close()
-    logger.close()
-    return agent
+    def __init__(self, writer: SummaryWriter, agent: Agent, env: PopulationEnv):
+        self.writer, self.agent, self.env = writer, agent, env
+
+    def __call__(self, round_: dict[str, Any]) -> None:
+        w, infos, step = self.writer, round_["infos"], round_["infos"][0]["round"]
+        values = [info["val_reward"] for info in infos]
+        w.add_scalar("population/val_reward_best", max(values), step)
+        w.add_scalar("population/val_reward_mean", float(np.mean(values)), step)
+        w.add_scalar("population/val_mean_f1_best", max(info["val_mean_f1"] for info in infos), step)
+        w.add_scalar("population/train_loss", float(np.nanmean([info["train_loss"] for info in infos])), step)
+        w.add_scalar("population/reward_spread", float(np.ptp(round_["rewards"])), step)
+        w.add_scalar("population/exploited", sum(info["exploited_from"] is not None for info in infos), step)
+        levels = [info["levels"] for info in infos if info["levels"] is not None]
+        for column, op in enumerate(OPS if levels else ()):
+            w.add_scalar(f"levels/{op}", float(np.mean([lv[column] for lv in levels])), step)
+        if hasattr(self.agent, "kl_from_prior"):  # how far learning has moved the policy (the members' states)
+            kl, entropy = self.agent.kl_from_prior(self.env.observations())
+            w.add_scalar("policy/kl_from_prior", kl, step)
+            w.add_scalar("policy/entropy", entropy, step)
 
 
-def keep_episodes(path: Path, timesteps: int) -> None:
-    """Drop the episode-log lines a killed run wrote after its last checkpoint."""
-    if path.exists():
-        kept = [e for e in read_episodes(path) if e["timesteps"] <= timesteps]
-        atomic_write_text(path, "".join(json.dumps(e) + "\n" for e in kept))
+def run_methods(config: RunConfig, run_dir: Path, env: PopulationEnv, test, checkpoint: dict[str, Any] | None,
+                console: Console) -> dict[str, dict[str, Any]]:
+    """The agent's population run, then each comparison method's, from the same warm-up and seed.
 
-
-def read_episodes(path: Path) -> list[dict[str, Any]]:
-    """The episode log, skipping a line cut short by a kill."""
-    episodes = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            episodes.append(json.loads(line))
-        except json.JSONDecodeError:
+    TensorBoard: one folder per method, ``tb/<method>/`` (x axis: the round, so the methods' curves overlay),
+    and for a learner SB3's scalars in ``tb/<method>/sb3/`` (x axis: agent steps). A resumed run purges what
+    the killed one logged after its checkpoint, so the curves continue without duplicates.
+    """
+    methods = [config.agent, *config.compare]
+    rows: dict[str, dict[str, Any]] = dict(checkpoint["rows"]) if checkpoint else {}
+    in_flight = checkpoint.get("method") if checkpoint else None
+    if checkpoint:
+        console.print(f"resuming {run_dir}: {len(rows)} of {len(methods)} methods done"
+                      + (f", {in_flight} from round {checkpoint['env']['round']}" if in_flight else ""))
+    for spec in methods:
+        if spec in rows:
             continue
-    return episodes
+        agent = make_agent(spec, env, seed=config.seed, **(config.agent_kw if spec == config.agent else {}))
+        resumed = in_flight == spec
+        schedule: list = []
+        if resumed:
+            env.load_state_dict(checkpoint["env"])
+            try:
+                agent.load_state_dict(checkpoint["agent"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as e:
+                raise UserError(f"cannot resume {run_dir}: its checkpoint does not fit the agent ({e})") from None
+            set_rng_state(checkpoint["rng"])
+            schedule = list(checkpoint["schedule"])
+        folder = run_dir / "tb" / re.sub(r"[^\w.+=-]+", "_", spec)
+        # After a kill: drop the killed run's events past the checkpoint (all of them for a method not yet saved).
+        purge = (len(schedule) + 1 if resumed else 1) if checkpoint else None
+        writer = SummaryWriter(str(folder), purge_step=purge)
+        if agent.learns:
+            agent.set_logger(tensorboard_logger(folder / "sb3", purge_step=agent.num_timesteps + 1 if checkpoint
+                                                else None))
+
+        def save(method: str | None = spec, agent: Agent = agent, schedule: list = schedule, writer=writer) -> None:
+            state = {"format": CHECKPOINT_FORMAT, "methods": methods, "rows": rows, "method": method}
+            if method is not None:
+                state.update(env=env.state_dict(), agent=agent.state_dict(), rng=rng_state(), schedule=schedule)
+            with atomic_path(run_dir / CHECKPOINT) as tmp:
+                torch.save(state, tmp)
+            writer.flush()  # the curves up to a checkpoint survive a kill
+
+        console.print(f"{spec}: {env.num_envs} members x {env.rounds} rounds x {env.config.steps_per_round} steps "
+                      f"= {env.compute_inner_steps:,} inner steps")
+        log = RoundLogger(writer, agent, env)
+        with tqdm(total=env.rounds, initial=len(schedule), desc=spec, unit="round") as bar:
+            def on_round(round_: dict[str, Any], log=log, bar=bar) -> None:
+                log(round_)
+                bar.update()
+                bar.set_postfix(best=f"{100 * max(i['val_mean_f1'] for i in round_['infos']):.1f}")
+
+            rows[spec] = play_method(env, agent, test, on_round=on_round, checkpoint=save, resumed=resumed,
+                                     schedule=schedule)
+        writer.add_image("final/predictions", prediction_grid(env), 0)
+        writer.add_scalar("final/test_mean_f1", rows[spec]["test_mean_f1"], env.rounds)
+        writer.close()
+        if spec == config.agent:
+            with atomic_path(run_dir / FINAL_MODEL) as tmp:
+                torch.save(env.final["state"], tmp)
+            agent.save(run_dir / "agent.pt")
+        in_flight = None
+        save(method=None)
+    with SummaryWriter(str(run_dir / "tb")) as writer:
+        writer.add_text("results", results_markdown(config, rows, env.class_names))
+    return rows
 
 
-# ---------------------------------------------------------------------------------------- final comparison
+def prediction_grid(env: PopulationEnv) -> torch.Tensor:
+    """uint8 [3, H, W]: val images / true labels / the final member's prediction."""
+    from .data.draw import grid, overlay, upscale
 
-def final_comparison(config: RunConfig, run_dir: Path, env: FaceParsingAugmentEnv, agent: Agent
-                     ) -> tuple[dict[str, dict[str, Any]], dict[str, list[float]]]:
-    """One deterministic episode per method from the same seed; test scores per method and val curves."""
-    methods = [agent] + [make_agent(spec, env, seed=config.seed) for spec in config.compare if spec != agent.name]
-    rows, curves = {}, {}
-    logger = tensorboard_logger(run_dir / "tb")
-    writer = tensorboard_writer(logger)
-    with tqdm(total=len(methods) * env.rounds, desc="final comparison", unit="round") as bar:
-        for method in methods:
-            bar.set_postfix_str(method.name)
-            episode = run_episode(method, env, seed=config.seed, on_step=lambda _: bar.update())
-            test = env.evaluate("test")
-            if method is agent:
-                env.trainer.save(run_dir / FINAL_MODEL)
-            # What the method chose each round (levels are None under a policy override), for "what did it learn?".
-            rows[method.name] = {"test_mean_f1": test["mean_f1"], "test_f1": test["f1"],
-                                 "test_fp_rate": test["fp_rate"], "wall_seconds": episode.wall_seconds,
-                                 "levels": [info["levels"] for info in episode.infos[1:]],
-                                 "sampler": [info["sampler"] for info in episode.infos[1:]]}
-            curves[method.name] = episode.val_mean_f1
-            for round_index, value in enumerate(episode.val_mean_f1):
-                writer.add_scalar(f"final/{method.name}/val_mean_f1", value, round_index)
-            writer.add_image(f"final/{method.name}/predictions", env.prediction_grid(), 0)
-    writer.add_text("final/results", results_markdown(config, rows, env.class_names))
-    logger.close()
-    return rows, curves
+    best = env.trainers[env.final["best"]]
+    images, labels = env.selection_set.images[:4], env.selection_set.labels[:4].long()
+    pred = best.predict(images)
+    rows = torch.cat([images, overlay(images, labels, env.scheme), overlay(images, pred, env.scheme)])
+    factor = max(1, math.ceil(96 / images.shape[-1]))
+    return grid(upscale(rows, factor), ncol=len(images)).cpu()
 
+
+# ---------------------------------------------------------------------------------------- results
 
 def _nan_to_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -353,58 +360,79 @@ def _percent(value: float | None) -> str:
 
 def results_markdown(config: RunConfig, rows: dict[str, dict[str, Any]], class_names: tuple[str, ...]) -> str:
     env = config.env_config()
-    header = ["method", "test mean F1", "FP rate", "wall s", *class_names]
+    header = ["method", "test mean F1", "FP rate", "inner steps", "wall s", *class_names]
     lines = [f"# {config.name}: {config.agent} vs baselines", "",
-             f"Test split of `{env.data}`. Each method trained one episode ({env.rounds} rounds x "
-             f"{env.steps_per_round} steps, inner loss {env.inner_loss}, {env.start} start) from the same seed "
-             f"({config.seed}). F1, FP rate and per-class F1 in %.", "",
+             f"Test split of `{env.data}`, scored once per method. Every method trained the same population "
+             f"({env.members} members x {env.rounds} rounds x {env.steps_per_round} steps, exploit every "
+             f"{env.exploit_every} rounds, inner loss {env.inner_loss}, {env.start} start, seed {config.seed}); its "
+             f"final model is its best member on the selection subset of val. F1, FP rate and per-class F1 in %.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in rows.items():
         cells = [f"`{name}`", _percent(row["test_mean_f1"]), _percent(row["test_fp_rate"]),
-                 f"{row['wall_seconds']:.1f}", *map(_percent, row["test_f1"])]
+                 f"{row['compute_inner_steps']:,}", f"{row['wall_seconds']:.1f}", *map(_percent, row["test_f1"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(path: Path, episodes: list[dict[str, Any]], curves: dict[str, list[float]], agent: str) -> None:
-    """Left: the agent's training episode returns; right: val-subset mean F1 per round of each method's episode."""
+def plot_schedule(path: Path, row: dict[str, Any], agent: str) -> None:
+    """The levels the agent chose per round (mean over members), and its sampling modes."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
 
-    fig = Figure(figsize=(11, 4), layout="tight")
-    left, right = fig.subplots(1, 2)
-    if episodes:
-        steps, returns = [e["timesteps"] for e in episodes], [e["return"] for e in episodes]
-        left.plot(steps, returns, ".", alpha=0.5, label="episode")
-        window = len(returns) // 10
-        if window > 1:
-            smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
-            left.plot(steps[window - 1:], smooth, label=f"mean of {window}")
-        left.legend()
+    fig = Figure(figsize=(9, 4.5), layout="tight")
+    ax = fig.subplots()
+    chosen = [r["levels"] for r in row["schedule"]]
+    if chosen and chosen[0][0] is not None:
+        levels = np.array(chosen, dtype=float).mean(axis=1)  # [rounds, ops]
+        image = ax.imshow(levels.T, aspect="auto", cmap="viridis", vmin=0, vmax=4)
+        fig.colorbar(image, ax=ax, label="level (mean over members)")
+        ax.set(yticks=range(len(OPS)), yticklabels=OPS)
+        modes = [", ".join(f"{m}: {r['sampler'].count(m)}" for m in SAMPLING_MODES if r["sampler"].count(m))
+                 for r in row["schedule"]]
+        ax.set_xticks(range(len(modes)), [f"{i + 1}\n{m}" for i, m in enumerate(modes)], fontsize=6)
     else:
-        left.text(0.5, 0.5, "no training episodes", ha="center", va="center", transform=left.transAxes)
-    left.set(xlabel="agent env steps", ylabel="episode return", title=f"{agent}: training")
-    for name, values in curves.items():
-        right.plot(range(len(values)), values, marker="o", label=name)
-    right.set(xlabel="round", ylabel="val-subset mean F1", title="final comparison (same seed)")
-    right.legend(fontsize="small")
+        ax.text(0.5, 0.5, f"{agent} trains a policy object: no levels", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set(xlabel="round (and the members' sampling modes)", title=f"{agent}: the learned schedule")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
 
 
-def write_results(config: RunConfig, run_dir: Path, rows: dict[str, dict[str, Any]], curves: dict[str, list[float]],
+def plot_curves(path: Path, run_dir: Path, methods: list[str]) -> None:
+    """The best member's reward-subset value per round, for every method (read back from TensorBoard)."""
+    from matplotlib.figure import Figure
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    fig = Figure(figsize=(6, 4), layout="tight")
+    ax = fig.subplots()
+    for method in methods:
+        events = EventAccumulator(str(run_dir / "tb" / re.sub(r"[^\w.+=-]+", "_", method)),
+                                  size_guidance={"scalars": 0})
+        events.Reload()
+        if "population/val_reward_best" in events.Tags()["scalars"]:
+            points = events.Scalars("population/val_reward_best")
+            ax.plot([p.step for p in points], [p.value for p in points], marker="o", label=method)
+    ax.set(xlabel="round", ylabel="best member's reward-subset value", title="population runs (same seed)")
+    ax.legend(fontsize="small")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def write_results(config: RunConfig, run_dir: Path, rows: dict[str, dict[str, Any]],
                   class_names: tuple[str, ...]) -> None:
     atomic_write_text(run_dir / "results.json",
                       json.dumps(_nan_to_none({"agent": config.agent, "methods": rows}), indent=2) + "\n")
     atomic_write_text(run_dir / "results.md", results_markdown(config, rows, class_names))
-    plot_curves(run_dir / "curves.png", read_episodes(run_dir / EPISODES), curves, config.agent)
+    plot_schedule(run_dir / "schedule.png", rows[config.agent], config.agent)
+    plot_curves(run_dir / "curves.png", run_dir, list(rows))
 
 
 def results_table(rows: dict[str, dict[str, Any]]) -> Table:
     table = Table(title="Test split (%)")
-    for column in ("method", "mean F1", "FP rate", "wall s"):
+    for column in ("method", "mean F1", "FP rate", "inner steps", "wall s"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for name, row in rows.items():
-        table.add_row(name, _percent(row["test_mean_f1"]), _percent(row["test_fp_rate"]), f"{row['wall_seconds']:.1f}")
+        table.add_row(name, _percent(row["test_mean_f1"]), _percent(row["test_fp_rate"]),
+                      f"{row['compute_inner_steps']:,}", f"{row['wall_seconds']:.1f}")
     return table
 
 
@@ -420,18 +448,17 @@ def _main(argv: list[str] | None) -> int:
         run_dir = Path(args.logdir or "runs") / config.name
         if run_dir.exists():
             raise UserError(f"run folder {run_dir} exists; continue it with --resume {run_dir} or pick another --name")
-    # Loads the data and pre-trains the start model if needed: every input error surfaces before the folder exists.
-    env = FaceParsingAugmentEnv(**env_options(config), progress=True)
+    # Loads the data and trains the warm-up if needed: every input error surfaces before the folder exists.
+    env = PopulationEnv(**config.env, progress=True)
+    test = load(env.config.data, "test", size=env.trainers[0].image_size)
     c = env.config
-    console.print(f"run {run_dir}: agent {config.agent}, preset {c.preset}, {config.timesteps} timesteps; episodes of "
-                  f"{c.rounds} x {c.steps_per_round} {c.inner_loss} steps of {c.model} on {c.data} "
-                  f"({len(env.trainer.data['train'].images)} train images, {env.trainer.device})")
+    console.print(f"run {run_dir}: agent {config.agent}, preset {c.preset}; populations of {c.members} x {c.rounds} "
+                  f"rounds x {c.steps_per_round} {c.inner_loss} steps of {c.model} on {c.data} "
+                  f"({len(env.trainers[0].data['train'].images)} train images, {env.trainers[0].device})")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", to_yaml(config.to_dict()))
-    agent = train(config, run_dir, env, checkpoint, console)
-    agent.save(run_dir / "agent.pt")
-    rows, curves = final_comparison(config, run_dir, env, agent)
-    write_results(config, run_dir, rows, curves, env.class_names)
+    rows = run_methods(config, run_dir, env, test, checkpoint, console)
+    write_results(config, run_dir, rows, env.class_names)
     Console().print(results_table(rows))
     console.print(f"results: {run_dir / 'results.md'}")
     return 0
@@ -442,5 +469,5 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(_main, argv)
 
 
-if __name__ == "__main__":  # the guard SubprocVecEnv's worker processes rely on
+if __name__ == "__main__":
     sys.exit(main())

@@ -209,18 +209,22 @@ class InnerTrainer:
         return torch.cat(out)
 
     @torch.no_grad()
-    def evaluate(self, split: str | FaceParsingSet = "val", *, limit: int | None = None) -> dict[str, Any]:
+    def evaluate(self, split: str | FaceParsingSet = "val", *, limit: int | None = None,
+                 reward_fn: Callable | None = None) -> dict[str, Any]:
         """Pooled-confusion scores on a split (or a given set): mean F1, per-class F1, FP rate, IoU,
-        and ``reward``, the mean per-image ``reward_fn`` value. ``limit`` keeps the first N images."""
+        and ``reward``, the mean per-image value of ``reward_fn`` (default: the trainer's own reward).
+        ``limit`` keeps the first N images. The one evaluation function: the envs, the run's final
+        scores and the evaluate CLI all score through it."""
         ds = self.data[split] if isinstance(split, str) else self._to_device(split)
         images, labels = ds.images[:limit], ds.labels[:limit].long()
+        reward_fn = reward_fn or self.reward_fn
         acc = ConfusionAccumulator(self.num_classes, self.device)
         reward_sum = 0.0
         for lo in range(0, len(images), self.config.eval_batch_size):
             hi = lo + self.config.eval_batch_size
             pred, target = self.predict(images[lo:hi]), labels[lo:hi]
             acc.update(pred, target)
-            reward_sum += float(self.reward_fn(pred, target, self.num_classes).sum())
+            reward_sum += float(reward_fn(pred, target, self.num_classes).sum())
         scores = acc.compute()
         return {"mean_f1": float(scores["mean_f1"]), "f1": [float(v) for v in scores["f1"]],
                 "fp_rate": float(scores["fp_rate"]), "iou": [float(v) for v in scores["iou"]],

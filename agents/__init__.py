@@ -6,8 +6,11 @@
 =================  =====================================================================
 name               agent
 =================  =====================================================================
-ppo, a2c, dqn      SB3 learners (dqn acts on ``envs.MenuActionWrapper``'s menu)
-ppo_menu           PPO on that menu
+ppo, a2c, dqn      SB3 learners that learn during the population run (ppo, a2c start at the prior;
+                   dqn acts on ``envs.MENU``)
+prior              the prior PPO starts from, frozen (``agents.population``)
+pbt                PBT over the levels, no learning (PBA's exploit and explore)
+best_fixed         a grid of constant candidates, one per member, with exploit
 random             a uniformly random action every round
 none               no augmentation, uniform sampling
 randaugment        RandAugment(n=2, m=9) through the env's policy override
@@ -22,20 +25,24 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
-from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOMenuAgent, SB3Agent
+from agents.population import GridAgent, PBTAgent, PriorAgent, run_population
+from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, SB3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
-    "ppo_menu": PPOMenuAgent,
+    "prior": PriorAgent,
+    "pbt": PBTAgent,
+    "best_fixed": GridAgent,
     "random": RandomAgent,
     "none": NoneAgent,
     "randaugment": RandAugmentAgent,
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-AGENT_FORMS = "ppo, a2c, dqn, ppo_menu, random, none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]"
+AGENT_FORMS = ("ppo, a2c, dqn, prior, pbt, best_fixed, random, none, randaugment, trivialaugment, "
+               "fixed:L1,...,L16[,MODE]")
 
 
 def agent_class(spec: str) -> tuple[type[Agent], str | None]:
@@ -54,6 +61,6 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
     return cls(env, seed=seed, **options)
 
 
-__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "NoneAgent", "PPOAgent",
-           "PPOMenuAgent", "RandAugmentAgent", "RandomAgent", "SB3Agent", "TrivialAugmentAgent", "agent_class",
-           "make_agent"]
+__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "GridAgent", "NoneAgent",
+           "PBTAgent", "PPOAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent", "SB3Agent", "TrivialAugmentAgent",
+           "agent_class", "make_agent", "run_population"]

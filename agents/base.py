@@ -23,14 +23,11 @@ class Agent(ABC):
     batch, like SB3's. ``state_dict``/``load_state_dict`` hold tensors and plain data only, so
     ``save``/``load`` files load with ``torch.load(weights_only=True)``.
 
-    Class attributes: ``learns`` (False: ``learn`` is a no-op), ``menu_actions`` (True: acts on
-    ``envs.MenuActionWrapper``'s ``Discrete`` menu instead of the ``MultiDiscrete`` levels).
-    ``episode_options`` are the ``reset`` options of the agent's episodes (a policy override, for
-    baselines that no level vector expresses).
+    Class attribute ``learns`` (False: ``learn`` is a no-op). ``episode_options`` are the ``reset``
+    options of the agent's runs (a policy override, for baselines that no level vector expresses).
     """
 
     learns: ClassVar[bool] = False
-    menu_actions: ClassVar[bool] = False
     episode_options: dict[str, Any] | None = None
 
     def __init__(self, env: Any, *, name: str, seed: int = 0):
@@ -60,6 +57,9 @@ class Agent(ABC):
               reset_num_timesteps: bool = True, progress_bar: bool = False) -> Agent:
         """Train for ``total_timesteps`` env steps (more, with ``reset_num_timesteps=False``, as in SB3)."""
         return self
+
+    def observe(self, infos: list[dict[str, Any]]) -> None:  # noqa: B027 (a no-op for most agents)
+        """See a population round's infos (a controller with per-member state reacts to exploits)."""
 
     def set_logger(self, logger: Logger) -> None:  # noqa: B027 (a no-op for agents that do not learn)
         """Record training numbers to this SB3 logger."""

@@ -1,7 +1,6 @@
 """Non-learning baselines acting through the same env (so they spend the same inner-training budget)."""
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -9,6 +8,7 @@ import numpy as np
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
 from agents.base import Agent
+from agents.population import SeededAgent
 from envs.face_parsing import SAMPLING_MODES
 
 
@@ -56,16 +56,14 @@ def parse_fixed(spec: str) -> np.ndarray:
     return np.array([*levels, list(SAMPLING_MODES).index(mode)], dtype=np.int64)
 
 
-class RandomAgent(Agent):
-    """A uniformly random action every round (levels and sampling mode), from a seeded copy of the action space."""
+class RandomAgent(SeededAgent):
+    """A uniformly random action every round (levels and sampling mode), from the agent's own generator."""
 
     def __init__(self, env: Any, *, seed: int = 0):
         super().__init__(env, name="random", seed=seed)
-        self.action_space = copy.deepcopy(env.action_space)  # seeding the env's own space would change the env
-        self.action_space.seed(seed)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        return self._batched(observation, self.action_space.sample), None
+        return self._batched(observation, lambda: self.rng.integers(self.action_space.nvec)), None
 
 
 class PolicyOverrideAgent(NoneAgent):

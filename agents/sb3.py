@@ -1,18 +1,23 @@
-"""Stable-Baselines3 learners (PPO, A2C, DQN) behind the ``Agent`` API, with their own observation/reward normaliser.
+"""Stable-Baselines3 learners (PPO, A2C, DQN) behind the ``Agent`` API, sized for a population run.
 
-Defaults are sized for an expensive env (one step = one round of inner training): rollouts of one
-or two episodes, small batches, a small MLP. Each agent wraps its vectorised env in ``VecNormalize``
-(observations and rewards); the normaliser's statistics are part of the agent's state, and
-``predict`` normalises raw observations with them.
+A population run (``envs.PopulationEnv``) gives ``members`` samples per round and ``rounds`` rounds:
+a few dozen expensive samples whose rewards are already centred within each round (group-relative),
+so the learners see raw observations and rewards (no running normaliser: fitted on a few dozen
+near-constant samples it would divide by ~1e-3 and feed evaluation noise to the network).
+
+PPO and A2C act with a *linear* policy whose logits start at the prior of ``agents.population``
+(``PRIOR_LEVELS``: weights zero, biases the prior's log-probabilities), so the first round samples
+the prior exactly and each update moves the policy from there; ``gamma = 0``: a round's reward
+belongs to that round's action (the population's group-relative reward is already a per-round
+advantage). DQN chooses from the menu of ``envs.MENU`` through ``envs.VecMenuWrapper``.
 
 State files hold tensors and plain data only (``torch.load(weights_only=True)``): the networks and
-optimisers (``get_parameters``), the normaliser, the counters SB3 continues from, and for DQN the
-replay buffer. SB3's own zip format is not used: loading it unpickles arbitrary objects.
+optimisers (``get_parameters``), the counters SB3 continues from, and for DQN the replay buffer.
+SB3's own zip format is not used: loading it unpickles arbitrary objects.
 """
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -22,13 +27,13 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from adaptive_de.errors import UserError
 from agents.base import Agent
+from agents.population import prior_logits
 
-NET = {"net_arch": [64, 64]}
+LINEAR = {"net_arch": [], "ortho_init": False}  # logits = W obs + b: W = 0 and b = the prior at the start
 REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
@@ -56,8 +61,31 @@ class SB3Agent(Agent):
         episode_length = episode_length or int(env.get_attr("rounds", indices=[0])[0])
         self.check_options(hyperparameters)
         options = {**self.defaults(episode_length, env.num_envs), **hyperparameters}
-        self.normaliser = VecNormalize(env, norm_obs=True, norm_reward=True, gamma=options.get("gamma", 0.99))
-        self.model = self.algorithm("MlpPolicy", self.normaliser, seed=seed, device=device, **options)
+        self.env = self.wrap(env)
+        self.model = self.algorithm("MlpPolicy", self.env, seed=seed, device=device, **options)
+        self.init_policy()
+
+    def wrap(self, env: VecEnv) -> VecEnv:
+        """The env the algorithm acts on (DQN: its menu)."""
+        return env
+
+    def init_policy(self) -> None:
+        """Start the actor at the prior: zero weights, the prior's log-probabilities as biases."""
+        action_net = self.model.policy.action_net
+        with torch.no_grad():
+            action_net.weight.zero_()
+            action_net.bias.copy_(torch.as_tensor(np.concatenate(prior_logits()), dtype=action_net.bias.dtype))
+
+    def kl_from_prior(self, observations: np.ndarray) -> tuple[float, float]:
+        """Mean over ``observations`` of KL(policy || prior) and of the policy's entropy (nats, all dimensions)."""
+        obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.model.device)
+        prior = [torch.as_tensor(p, dtype=torch.float32) for p in prior_logits()]
+        with torch.no_grad():
+            dists = self.model.policy.get_distribution(obs).distribution
+            kl = sum(torch.distributions.kl_divergence(d, torch.distributions.Categorical(logits=p.expand_as(d.logits)))
+                     for d, p in zip(dists, prior, strict=True))
+            entropy = sum(d.entropy() for d in dists)
+        return float(kl.mean()), float(entropy.mean())
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
@@ -81,8 +109,7 @@ class SB3Agent(Agent):
         self.model.set_logger(logger)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        observation = self.normaliser.normalize_obs(np.asarray(observation, dtype=np.float32))
-        return self.model.predict(observation, state, episode_start, deterministic)
+        return self.model.predict(np.asarray(observation, dtype=np.float32), state, episode_start, deterministic)
 
     def learn(self, total_timesteps: int, callback: BaseCallback | list[BaseCallback] | None = None, *,
               reset_num_timesteps: bool = True, progress_bar: bool = False) -> SB3Agent:
@@ -94,8 +121,7 @@ class SB3Agent(Agent):
     def state_dict(self) -> dict[str, Any]:
         m = self.model
         return {"agent": self.name, "num_timesteps": m.num_timesteps, "n_updates": m._n_updates,
-                "episode_num": m._episode_num, "params": m.get_parameters(),
-                "normaliser": {"obs": _rms_state(self.normaliser.obs_rms), "ret": _rms_state(self.normaliser.ret_rms)}}
+                "episode_num": m._episode_num, "params": m.get_parameters()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -103,53 +129,33 @@ class SB3Agent(Agent):
         m.set_parameters(state["params"], exact_match=True, device=m.device)
         m.num_timesteps, m._n_updates, m._episode_num = (int(state[k]) for k in ("num_timesteps", "n_updates",
                                                                                   "episode_num"))
-        _load_rms(self.normaliser.obs_rms, state["normaliser"]["obs"])
-        _load_rms(self.normaliser.ret_rms, state["normaliser"]["ret"])
-
-
-def _rms_state(rms: RunningMeanStd) -> dict[str, Any]:
-    return {"mean": torch.from_numpy(np.array(rms.mean)), "var": torch.from_numpy(np.array(rms.var)),
-            "count": float(rms.count)}
-
-
-def _load_rms(rms: RunningMeanStd, state: dict[str, Any]) -> None:
-    mean, var = state["mean"].numpy(), state["var"].numpy()
-    if mean.shape != np.shape(rms.mean):
-        raise ValueError(f"normaliser shape {mean.shape} does not match the env's {np.shape(rms.mean)}")
-    rms.mean, rms.var, rms.count = mean.copy(), var.copy(), float(state["count"])
 
 
 class PPOAgent(SB3Agent):
-    """PPO: rollouts of two episodes, minibatches of half a rollout, 10 epochs."""
+    """PPO from the prior: one update every third of the run (rollouts of ``rounds / 3`` rounds x all members,
+    one minibatch), 10 epochs at a learning rate that lets the logits move within one run, a wide clip
+    range (the ratio is the product over 17 action dimensions, so a narrow clip would freeze each one)."""
 
     algorithm = PPO
     agent_name = "ppo"
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
-        n_steps = max(1, math.ceil(2 * episode_length / n_envs))
-        return {"n_steps": n_steps, "batch_size": max(2, n_steps * n_envs // 2), "n_epochs": 10,
-                "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01, "policy_kwargs": NET}
-
-
-class PPOMenuAgent(PPOAgent):
-    """PPO over the ``envs.MenuActionWrapper`` menu: one choice among 14 named policies per round, instead of
-    16 levels and a sampling mode (a coarser action that a few episodes of experience can rank)."""
-
-    agent_name = "ppo_menu"
-    menu_actions = True
+        n_steps = max(1, episode_length // 3)
+        return {"n_steps": n_steps, "batch_size": n_steps * n_envs, "n_epochs": 10, "learning_rate": 0.03,
+                "gamma": 0.0, "gae_lambda": 1.0, "clip_range": 0.5, "ent_coef": 0.0, "normalize_advantage": False,
+                "policy_kwargs": LINEAR}
 
 
 class A2CAgent(SB3Agent):
-    """A2C: one update per episode's worth of steps."""
+    """A2C from the prior: one update per round (all members' samples)."""
 
     algorithm = A2C
     agent_name = "a2c"
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
-        return {"n_steps": max(1, math.ceil(episode_length / n_envs)), "learning_rate": 7e-4, "gamma": 0.99,
-                "ent_coef": 0.01, "policy_kwargs": NET}
+        return {"n_steps": 1, "learning_rate": 0.03, "gamma": 0.0, "ent_coef": 0.0, "policy_kwargs": LINEAR}
 
 
 class DQNAgent(SB3Agent):
@@ -157,13 +163,19 @@ class DQNAgent(SB3Agent):
 
     algorithm = DQN
     agent_name = "dqn"
-    menu_actions = True
+
+    def wrap(self, env: VecEnv) -> VecEnv:
+        from envs import VecMenuWrapper
+        return VecMenuWrapper(env)
+
+    def init_policy(self) -> None:
+        pass  # a Q-network has no prior to start from
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
-        return {"buffer_size": 10_000, "learning_starts": 2 * episode_length, "batch_size": 32, "train_freq": 1,
-                "gradient_steps": 1, "target_update_interval": 4 * episode_length, "exploration_fraction": 0.5,
-                "exploration_final_eps": 0.05, "learning_rate": 1e-3, "gamma": 0.99, "policy_kwargs": NET}
+        return {"buffer_size": 10_000, "learning_starts": n_envs, "batch_size": 32, "train_freq": 1,
+                "gradient_steps": 1, "target_update_interval": episode_length, "exploration_fraction": 0.5,
+                "exploration_final_eps": 0.05, "learning_rate": 1e-3, "gamma": 0.0, "policy_kwargs": {"net_arch": [64]}}
 
     def state_dict(self) -> dict[str, Any]:
         buffer = self.model.replay_buffer

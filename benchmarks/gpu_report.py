@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks.runs import DOCS, update_results_section
 
 SECTION = "GPU check (issue 7)"
-RUN_COMMAND = "python -m adaptive_de.run --agent ppo --preset gpu --timesteps 20 --compare none"
+RUN_COMMAND = "python -m adaptive_de.run --agent ppo --preset gpu --env rounds=2 exploit_every=1 --compare none"
 
 
 def _read(name: str) -> dict[str, Any] | None:
@@ -45,8 +45,8 @@ def report() -> str:
         lines.append("- Augmentation benchmark on CUDA: not run.")
     if run:
         rows = ", ".join(f"`{name}` {100 * r['test_mean_f1']:.2f}" for name, r in run["methods"].items())
-        lines.append(f"- A short run, `{RUN_COMMAND}` (pre-training, 2 PPO episodes, then one episode each): "
-                     f"test mean F1 (%) {rows}. One seed and two agent episodes: a check that the GPU path runs "
+        lines.append(f"- A short run, `{RUN_COMMAND}` (the warm-up, then a 2-round population run for each method): "
+                     f"test mean F1 (%) {rows}. One seed and two rounds: a check that the GPU path runs "
                      "end to end, not a comparison.")
     else:
         lines.append("- Short `run --preset gpu`: not run.")

@@ -1,29 +1,31 @@
-"""Learning-quality study: does the agent beat fixed augmentation on equal inner-training budget?
+"""Learning-quality study: does the agent, learning during a population run, beat fixed recipes at equal compute?
 
-    python -m benchmarks.learning [--seeds 0 1 2] [--search-runs 8] [--preset cpu] [--env K=V ...] [--jobs 2]
-                                  [--variants default menu ...] [--out docs] [--tag T] [--reuse] [--quick]
+    python -m benchmarks.learning [--seeds 0 1 2] [--preset cpu] [--env K=V ...] [--methods ...] [--jobs 2]
+                                  [--out docs] [--tag T] [--quick]
 
-Per seed, as independent runs of ``python -m adaptive_de.run`` (``--jobs`` of them at once):
-``best_fixed`` is searched first (one episode of each constant ``fixed:<levels>`` policy of a small
-grid, the best final val-subset score wins), then the baselines (``none``, ``random``,
-``randaugment``, ``trivialaugment``, ``best_fixed``) train one episode each; each PPO variant and
-A2C train on ``search_runs`` episodes of agent experience (the search compute, in units of one final
-training run), then run one deterministic episode. Every final model is scored on the test split.
+Per seed, every method trains the same population (``envs.PopulationEnv``: ``members`` x ``rounds`` x
+``steps_per_round`` inner steps from the seed's shared CE warm-up, the same exploit schedule, the same
+batches per round) and differs only in how it chooses the members' actions (``agents.population``).
+Each method's final model is its best member on the selection subset of val (disjoint from the
+reward subset); it is scored once on the test split. So every method spends the same inner steps
+(``compute_inner_steps``), selection included, and seeds pair the methods.
 
-Writes ``OUT/learning.json`` and the plots ``OUT/learning_{methods,returns,levels}.png`` (methods:
-each one's gap to the best baseline, paired by seed), or with ``--tag T`` a side study's
-``OUT/learning_T.json`` (other env options via ``--env K=V``, another budget, another device);
-with ``--out docs`` also the RESULTS.md section: the main study, then every side study.
-``oracle_matched``, the headroom study's hand-made policy that knows the test nuisances, is a
-reference row, not a baseline: the most a perfect search could gain.
+``oracle`` (the headroom study's hand-made policy, which knows the test nuisances, for every member)
+is a reference, not a method: the pre-flight asks that it beat ``best_fixed`` by >= 2 points, or
+no agent can show a 1-point gain at these sizes.
+
+Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate`` per seed,
+``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
+gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels}.png``, or with
+``--tag T`` a side study's ``OUT/learning_T.json``; with ``--out docs`` also the RESULTS.md section.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``.
 """
 from __future__ import annotations
 
-import json
-import shutil
+import math
+import statistics
 import sys
-from dataclasses import dataclass
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,13 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adaptive_de import run  # noqa: E402
 from adaptive_de.augment import OPS  # noqa: E402
-from adaptive_de.config import parse_kv, to_yaml  # noqa: E402
-from adaptive_de.errors import run_cli  # noqa: E402
-from agents import agent_class  # noqa: E402
+from adaptive_de.config import parse_kv  # noqa: E402
+from adaptive_de.data import load  # noqa: E402
+from adaptive_de.errors import UserError, run_cli  # noqa: E402
+from adaptive_de.presets import EnvConfig  # noqa: E402
+from agents import make_agent  # noqa: E402
+from agents.population import play_method  # noqa: E402
 from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
@@ -45,302 +49,198 @@ from benchmarks.runs import (  # noqa: E402
     apply_threads,
     fmt_pct,
     map_runs,
-    mean_std,
     save_figure,
     study_parser,
     update_results_section,
     write_json,
 )
 
-BASELINES = ("none", "random", "randaugment", "trivialaugment")
-NON_LEARNING = (*BASELINES, "best_fixed")  # what the agents are measured against
-# Candidate constant policies for best_fixed (levels in OPS order, then the sampling mode).
-GRID = {
-    "geometric": [3, 3, 2, 2, 0, 4] + [0] * 10 + [0],
-    "photometric": [0] * 6 + [3, 3, 1, 2, 2, 0, 2, 2, 0, 0] + [0],
-    "geo+photo": [3, 3, 2, 2, 0, 4, 3, 3, 1, 2, 2, 0, 2, 2, 0, 2] + [0],
-    "all-2": [2] * 16 + [0],
-}
-# The agent changes the study can try (name -> agent and its hyper-parameter overrides); "default" is
-# `--agent ppo` as shipped. Each one answers a question the default run raises:
-VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {"agent": "ppo"},
-    # does the policy move at all in the few updates 8 episodes allow?
-    "lr3e-3": {"agent": "ppo", "agent_kw": {"learning_rate": 3e-3}},
-    # one update per episode instead of per two: twice the updates on the same experience
-    "nsteps6": {"agent": "ppo", "agent_kw": {"n_steps": 6, "batch_size": 6}},
-    # coarser actions: 14 named policies instead of 5^16 x 4 level vectors
-    "menu": {"agent": "ppo_menu"},
-    "menu-lr3e-3": {"agent": "ppo_menu", "agent_kw": {"learning_rate": 3e-3}},
-}
-SECTION = "Learning quality: agent vs fixed augmentation (issue 7)"
-# Not a baseline: the hand-made policy of benchmarks.headroom, which knows the test split's nuisances.
-# It shows how much a perfect search could gain over best_fixed within one episode.
-ORACLE = "oracle_matched"
+LEARNERS = ("ppo",)
+NON_LEARNING = ("prior", "pbt", "best_fixed", "trivialaugment", "randaugment", "none")
+ORACLE = "oracle"
+ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
+METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
+SECTION = "Learning quality: the agent in a population run vs fixed recipes at equal compute (issue 12)"
+# Two-sided 95% Student-t quantiles by degrees of freedom (n seeds - 1); beyond the table, the normal's.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
-@dataclass(frozen=True)
-class Study:
-    """What every run of one study shares: the env (a preset and option overrides), the agents' budget, the folder."""
-
-    preset: str
-    env: dict[str, Any]
-    timesteps: int  # agent env steps of a learner's training
-    logdir: Path
-    reuse: bool  # reuse the finished runs an earlier study left in logdir
-
-
-def fixed_spec(action: list[int]) -> str:
-    """The ``fixed:`` agent spec of an env action (16 levels, then the sampling mode's index)."""
-    from envs import SAMPLING_MODES
-    return "fixed:" + ",".join(map(str, action[:-1])) + "," + list(SAMPLING_MODES)[action[-1]]
+def paired(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Per-seed gaps a - b in points, their mean and the 95% t-interval of the mean (paired by seed; ``None``
+    from one seed)."""
+    gaps = [100 * (x - y) for x, y in zip(a, b, strict=True)]
+    mean = statistics.fmean(gaps)
+    if len(gaps) < 2:
+        return {"gaps": gaps, "mean": mean, "ci95": None}
+    half = T975.get(len(gaps) - 1, 1.96) * statistics.stdev(gaps) / math.sqrt(len(gaps))
+    return {"gaps": gaps, "mean": mean, "ci95": [mean - half, mean + half]}
 
 
-def search_best_fixed(study: Study, seed: int) -> tuple[str, dict[str, float]]:
-    """One episode per grid entry; the best final val-subset mean F1 wins (val only: no test peeking)."""
-    from envs import FaceParsingAugmentEnv
+def method_task(preset: str, env: dict[str, Any], method: str, seed: int) -> dict[str, Any]:
+    """One method's population run on one seed (module level: ``--jobs`` workers call it)."""
+    from envs import PopulationEnv
 
-    env = FaceParsingAugmentEnv(study.preset, **{**study.env, "seed": seed})
-    scores = {}
-    for name, levels in GRID.items():
-        env.reset(seed=seed)
-        for _ in range(env.rounds):
-            *_, info = env.step(np.array(levels))
-        scores[name] = info["val_mean_f1"]
-    best = max(scores, key=scores.get)
-    return fixed_spec(GRID[best]), scores
+    population = PopulationEnv(preset, **{**env, "seed": seed})
+    test = load(population.config.data, "test", size=population.trainers[0].image_size)
+    agent = make_agent(ORACLE_SPEC if method == ORACLE else method, population, seed=seed)
+    row = play_method(population, agent, test)
+    print(f"{method:>15} seed {seed}: test mean F1 {100 * row['test_mean_f1']:.2f} "
+          f"({row['wall_seconds']:.0f} s, {row['compute_inner_steps']} inner steps)", flush=True)
+    return {"method": method, "seed": seed, "row": row}
 
 
-def agent_run(study: Study, name: str, agent: str, seed: int, compare: list[str],
-              agent_kw: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One ``adaptive_de.run`` run (or, with ``reuse``, the results an earlier one left); its results and episodes."""
-    run_dir = study.logdir / name
-    if not (study.reuse and (run_dir / "results.json").exists()):
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # a stale or killed run of this study
-        config = study.logdir / f"{name}.yaml"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(to_yaml({"agent_kw": agent_kw or {}, "env": study.env}))
-        timesteps = study.timesteps if agent_class(agent)[0].learns else 1
-        argv = ["--agent", agent, "--preset", study.preset, "--seed", str(seed), "--timesteps", str(timesteps),
-                "--compare", ",".join(compare), "--logdir", str(study.logdir), "--name", name, "--config", str(config)]
-        if run.main(argv) != 0:
-            raise SystemExit(f"run {name} failed")
-    return {"rows": json.loads((run_dir / "results.json").read_text())["methods"],
-            "episodes": [(e["timesteps"], e["return"]) for e in run.read_episodes(run_dir / run.EPISODES)]}
+def warmup_task(preset: str, env: dict[str, Any], seed: int) -> None:
+    """Train (or find cached) the seed's CE warm-up, so the methods' runs do not race to train it."""
+    from envs.face_parsing import build_trainer
 
-
-def baselines_task(study: Study, seed: int) -> dict[str, Any]:
-    """``best_fixed``'s grid search, then one episode of each baseline from the seed's start."""
-    grid_file = study.logdir / f"grid-seed{seed}.json"
-    if study.reuse and grid_file.exists():
-        grid = json.loads(grid_file.read_text())
-    else:
-        best, scores = search_best_fixed(study, seed)
-        grid = {"best": best, "val_mean_f1": scores}
-        write_json(grid_file.name, grid, folder=study.logdir)
-    rows = agent_run(study, f"baselines-seed{seed}", "none", seed, [*BASELINES[1:], grid["best"]])["rows"]
-    rows["best_fixed"] = rows.pop(grid["best"])
-    return {"seed": seed, "rows": rows, "grid": grid}
-
-
-def agent_task(study: Study, method: str, seed: int, variant: dict[str, Any]) -> dict[str, Any]:
-    """A learner (``a2c`` or ``ppo[VARIANT]``) trained on ``timesteps`` env steps, then its deterministic episode."""
-    name = method.replace("[", "-").rstrip("]") + f"-seed{seed}"
-    result = agent_run(study, name, variant["agent"], seed, [], variant.get("agent_kw"))
-    row = result["rows"][variant["agent"]]
-    return {"seed": seed, "rows": {method: row}, "episodes": result["episodes"]}
-
-
-def oracle_task(study: Study, seed: int) -> dict[str, Any]:
-    """One episode of the hand-matched policy (levels at the env's p = 0.5, like the headroom study's)."""
-    spec = fixed_spec([MATCHED_LEVELS.get(op, 0) for op in OPS] + [0])
-    rows = agent_run(study, f"oracle-seed{seed}", spec, seed, [])["rows"]
-    return {"seed": seed, "rows": {ORACLE: rows[spec]}}
-
-
-def run_task(study: Study, kind: str, seed: int, variant: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One task of the study: ``baselines``, the oracle, or a learner (``kind`` its result key, with its variant)."""
-    if kind == "baselines":
-        return baselines_task(study, seed)
-    if kind == ORACLE:
-        return oracle_task(study, seed)
-    return agent_task(study, kind, seed, variant)
-
-
-def ppo_variants(names: list[str]) -> dict[str, dict[str, Any]]:
-    """Result key -> variant: ``ppo`` for the default variant, ``ppo[NAME]`` for the others."""
-    return {"ppo" if v == "default" else f"ppo[{v}]": VARIANTS[v] for v in names}
+    build_trainer(EnvConfig.from_preset(preset, **{**env, "seed": seed}))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = study_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--search-runs", type=int, default=8, help="agent training episodes (search compute)")
     parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--env", nargs="*", metavar="K=V",
-                        help="env options over the preset's, e.g. steps_per_round=50")
-    parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS),
-                        help="PPO variants to train (default: ppo as shipped)")
-    parser.add_argument("--no-a2c", action="store_true", help="skip A2C")
-    parser.add_argument("--logdir", default="runs/learning")
+    parser.add_argument("--env", nargs="*", metavar="K=V", help="env options over the preset's, e.g. rounds=8")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", default=None, help="folder of the results and plots (default docs)")
-    parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study the RESULTS section lists "
-                                      "after the main one")
-    parser.add_argument("--reuse", action="store_true", help="reuse the finished runs an earlier study left in logdir")
+    parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
     preset, seeds = ("smoke", [0]) if args.quick else (args.preset, args.seeds)
     out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
-    from adaptive_de.presets import EnvConfig
     env = parse_kv(args.env)
-    env_config = EnvConfig.from_preset(preset, **env)
-    study = Study(preset, env, args.search_runs * env_config.rounds,
-                  Path("runs/learning-quick/runs" if args.quick else args.logdir), args.reuse)
-    variants = ppo_variants(args.variants)
-    learners = {**variants, **({} if args.no_a2c else {"a2c": {"agent": "a2c"}})}
-    # learners first: they are the longest tasks, so the pool's last tasks are short ones
-    tasks = [(study, kind, seed, learners.get(kind)) for kind in [*learners, "baselines", ORACLE] for seed in seeds]
-    results = map_runs(run_task, tasks, args.jobs)
-
-    methods: dict[str, dict[str, list[float]]] = {}
-    returns: dict[str, list] = {}
-    levels: dict[str, list] = {}
-    grids = {}
+    config = EnvConfig.from_preset(preset, **env)
+    from envs.population import check_population
+    check_population(config)
+    if len(seeds) != len(set(seeds)):
+        raise UserError(f"--seeds repeats a seed: {seeds}")
+    start = time.perf_counter()
+    map_runs(warmup_task, [(preset, env, seed) for seed in seeds], args.jobs)
+    # learners first: the longest tasks, so the pool's last tasks are short ones
+    tasks = [(preset, env, method, seed) for method in args.methods for seed in seeds]
+    results = map_runs(method_task, tasks, args.jobs)
+    methods: dict[str, dict[str, Any]] = {}
+    schedules: dict[str, list] = {}
     for result in sorted(results, key=lambda r: r["seed"]):
-        for method, row in result["rows"].items():
-            m = methods.setdefault(method, {"test_mean_f1": [], "test_fp_rate": []})
-            m["test_mean_f1"].append(row["test_mean_f1"])
-            m["test_fp_rate"].append(row["test_fp_rate"])
-            if method in learners:
-                returns.setdefault(method, []).append(result["episodes"])
-                levels.setdefault(method, []).append(row["levels"])
-        if "grid" in result:
-            grids[result["seed"]] = result["grid"]
+        row = result["row"]
+        m = methods.setdefault(result["method"], {"test_mean_f1": [], "test_fp_rate": [], "best_member": [],
+                                                  "compute_inner_steps": row["compute_inner_steps"]})
+        m["test_mean_f1"].append(row["test_mean_f1"])
+        m["test_fp_rate"].append(row["test_fp_rate"])
+        m["best_member"].append(row["best_member"])
+        schedules.setdefault(result["method"], []).append(row["schedule"])
     data = {"machine": machine_info(), "preset": preset, "env": env, "seeds": seeds,
-            "inner_steps": env_config.episode_steps, "methods": methods, "search_cost_runs": args.search_runs,
-            "best_fixed_search_cost_runs": len(GRID), "best_fixed_grid": grids,
-            "variants": variants,
-            "levels": levels, "reward_tuning": reward_tuning()}
+            "sizes": {"members": config.members, "rounds": config.rounds, "steps_per_round": config.steps_per_round,
+                      "exploit_every": config.exploit_every, "warmup_steps": config.pretrain_steps,
+                      "reward_subset": config.val_subset},
+            "search_cost_runs": config.members, "wall_seconds": round(time.perf_counter() - start),
+            "methods": methods, "comparisons": comparisons(methods), "schedules": schedules}
     write_json(f"learning_{args.tag}.json" if args.tag else "learning.json", data, folder=out)
     if not args.tag:
-        plot_methods(methods, out)
-        plot(returns, levels, out)
+        plot_methods(data, out)
+        plot_levels(schedules.get("ppo"), out)
     print(table(data))
-    if out == DOCS and (DOCS / "learning.json").exists():
-        update_results_section(SECTION, report())
+    if out == DOCS and not args.tag:
+        update_results_section(SECTION, report(data))
 
 
-def reward_tuning() -> dict[str, Any]:
-    """The CE vs CE->REINFORCE comparison of ``benchmarks.rewards_study`` on the same synthetic benchmark."""
-    study = DOCS / "rewards_study.json"
-    if not study.exists():
-        return {}
-    arms = json.loads(study.read_text())["arms"]
-    tuned = max((a for a in arms if a.startswith("ce_then_reinforce/rloo")),
-                key=lambda a: mean_std(arms[a]["test_mean_f1"])[0])  # the best RLOO tuning variant
-    return {"ce": arms["ce"]["test_mean_f1"], "ce_then_reinforce": arms[tuned]["test_mean_f1"],
-            "ce_then_reinforce_arm": tuned}
+def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
+    """The paired gaps the targets name: ppo vs the best non-learning method and vs its frozen prior; the
+    oracle vs best_fixed (the pre-flight)."""
+    present = [m for m in NON_LEARNING if m in methods]
+    out: dict[str, Any] = {}
+    if present:
+        best = max(present, key=lambda m: statistics.fmean(methods[m]["test_mean_f1"]))
+        out["best_non_learning"] = best
+        if "ppo" in methods:
+            out["ppo_vs_best_non_learning"] = paired(methods["ppo"]["test_mean_f1"], methods[best]["test_mean_f1"])
+    if "ppo" in methods and "prior" in methods:
+        out["ppo_vs_prior"] = paired(methods["ppo"]["test_mean_f1"], methods["prior"]["test_mean_f1"])
+    if ORACLE in methods and "best_fixed" in methods:
+        out["preflight_oracle_vs_best_fixed"] = paired(methods[ORACLE]["test_mean_f1"],
+                                                       methods["best_fixed"]["test_mean_f1"])
+    return out
 
 
-def best_baseline(methods: dict[str, Any]) -> str:
-    return max((m for m in methods if m in NON_LEARNING),
-               key=lambda m: mean_std(methods[m]["test_mean_f1"])[0])
+def fmt_gap(gap: dict[str, Any]) -> str:
+    interval = "[one seed: no interval]" if gap["ci95"] is None else "[{:+.2f}, {:+.2f}]".format(*gap["ci95"])
+    return (f"{gap['mean']:+.2f} {interval} (per seed: "
+            + ", ".join(f"{g:+.2f}" for g in gap["gaps"]) + ")")
 
 
 def table(data: dict[str, Any]) -> str:
-    """The methods' test scores, and each learner's gap to the best non-learning baseline (mean of paired gaps)."""
-    methods = data["methods"]
-    best = best_baseline(methods)
-    rows = ["| method | test mean F1 (%) | test FP rate (%) | vs best baseline (points) |", "|---|---|---|---|"]
+    """Each method's test scores and compute; the gap to the best non-learning method, paired by seed."""
+    methods, best = data["methods"], data["comparisons"].get("best_non_learning")
+    rows = ["| method | test mean F1 (%) | test FP rate (%) | inner steps | vs best non-learning, points "
+            "(mean [95% CI]) |", "|---|---|---|---|---|"]
     for name, m in methods.items():
-        gap = ""
-        if name not in NON_LEARNING:  # learners, and the oracle
-            gaps = [100 * (a - b) for a, b in zip(m["test_mean_f1"], methods[best]["test_mean_f1"], strict=True)]
-            gap = f"{np.mean(gaps):+.2f} (per seed: {', '.join(f'{g:+.1f}' for g in gaps)})"
-        rows.append(f"| {name} | {fmt_pct(m['test_mean_f1'])} | {fmt_pct(m['test_fp_rate'])} | {gap} |")
+        gap = "" if best is None or name == best else fmt_gap(paired(m["test_mean_f1"],
+                                                                      methods[best]["test_mean_f1"]))
+        rows.append(f"| {name} | {fmt_pct(m['test_mean_f1'])} | {fmt_pct(m['test_fp_rate'])} | "
+                    f"{m['compute_inner_steps']:,} | {gap} |")
     return "\n".join(rows)
 
 
-def report() -> str:
-    """The RESULTS.md section: the main study (docs/learning.json) with its plots, then each side study
-    (docs/learning_*.json: other devices, env options, budgets)."""
-    data = json.loads((DOCS / "learning.json").read_text())
-    methods, best = data["methods"], best_baseline(data["methods"])
-    gap = 100 * (mean_std(methods["ppo"]["test_mean_f1"])[0] - mean_std(methods[best]["test_mean_f1"])[0])
-    body = (f"Written by `python -m benchmarks.learning`. {describe(data)} Mean ± std over seeds; the last column "
-            f"pairs each method with the best non-learning baseline seed by seed.\n\n" + table(data)
-            + f"\n\nPPO vs the best non-learning baseline (`{best}`): **{gap:+.2f}** mean-F1 points (target >= +1 "
-            f"with <= 8 runs of search compute): {'met' if gap >= 1 else 'NOT met'}.\n\n"
-            "![methods](learning_methods.png)\n\n![returns](learning_returns.png)\n\n"
-            "![levels](learning_levels.png)\n")
-    tuning = data.get("reward_tuning")
-    if tuning:
-        body += (f"\nReward tuning on the same benchmark (`benchmarks.rewards_study`; `reward_tuning` in the json): "
-                 f"CE {fmt_pct(tuning['ce'])} vs CE→REINFORCE (`{tuning['ce_then_reinforce_arm']}`) "
-                 f"{fmt_pct(tuning['ce_then_reinforce'])} test mean F1 (%).\n")
-    for path in sorted(DOCS.glob("learning_*.json")):
-        other = json.loads(path.read_text())
-        body += f"\n### Side study `{path.name}`\n\n{describe(other)}\n\n" + table(other) + "\n"
-    return body
+def verdict(gap: dict[str, Any] | None, target: float) -> str:
+    if gap is None:
+        return "not measured"
+    met = gap["mean"] >= target and gap["ci95"] is not None and gap["ci95"][0] > 0
+    return f"**{fmt_gap(gap)}**: {'met' if met else 'NOT met'}"
 
 
-def describe(data: dict[str, Any]) -> str:
-    """One paragraph: where the study ran and what it trained."""
-    env = data.get("env") or {}
-    options = f" with {', '.join(f'`{k}={v}`' for k, v in env.items())}" if env else ""
-    variants = "; ".join(f"`{name}`: {v['agent']}" + "".join(f", {k}={x}" for k, x in v.get("agent_kw", {}).items())
-                         for name, v in data.get("variants", {}).items())
-    return (f"On {device_name(data['machine'])}: preset `{data['preset']}`{options}, seeds {data['seeds']}. Every "
-            f"final model trained one episode of {data['inner_steps']} inner steps from the same CE-pretrained start; "
-            f"the agents trained on {data['search_cost_runs']} episodes; `best_fixed` was picked from "
-            f"{data['best_fixed_search_cost_runs']} constant policies on the val subset. PPO variants: {variants}.")
+def report(data: dict[str, Any]) -> str:
+    """The RESULTS.md section."""
+    c, s = data["comparisons"], data["sizes"]
+    machine = data["machine"]
+    where = machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
+    return (f"Written by `python -m benchmarks.learning` on {where} in {data['wall_seconds'] / 60:.0f} min: preset "
+            f"`{data['preset']}`, seeds {data['seeds']}. Every method trains a population of {s['members']} members x "
+            f"{s['rounds']} rounds x {s['steps_per_round']} steps from the seed's {s['warmup_steps']}-step CE warm-up "
+            f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
+            f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
+            f"gaps are paired by seed, with the 95% t-interval of their mean.\n\n" + table(data) + "\n\n"
+            f"- Pre-flight, `oracle` vs `best_fixed` (target >= +2): "
+            f"{verdict(c.get('preflight_oracle_vs_best_fixed'), 2)}\n"
+            f"- `ppo` vs the best non-learning method `{c.get('best_non_learning')}` (target >= +1, interval above 0): "
+            f"{verdict(c.get('ppo_vs_best_non_learning'), 1)}\n"
+            f"- `ppo` vs its frozen prior `prior` (target >= +1): {verdict(c.get('ppo_vs_prior'), 1)}\n\n"
+            "![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
 
 
-def device_name(machine: dict[str, Any]) -> str:
-    if machine["cuda_device"]:
-        return f"{machine['cuda_device']} (the trainer on the GPU, bf16 autocast)"
-    return f"{machine['cpu']} ({machine['cores']} cores, CPU)"
-
-
-def plot_methods(methods: dict[str, dict[str, list[float]]], out: Path) -> None:
-    """Each method's test mean F1 minus the best non-learning baseline's, paired by seed (seeds differ in their
-    start model by more than methods differ, so the unpaired spread would hide the comparison)."""
-    best = best_baseline(methods)
+def plot_methods(data: dict[str, Any], out: Path) -> None:
+    """Each method's test mean F1 minus the best non-learning method's, paired by seed, with its 95% interval."""
+    methods, best = data["methods"], data["comparisons"].get("best_non_learning")
+    if best is None:
+        return
     names = [m for m in methods if m != best]
-    gaps = [100 * (np.array(methods[m]["test_mean_f1"]) - np.array(methods[best]["test_mean_f1"])) for m in names]
-    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(names), 4))
-    colors = ["tab:green" if m == ORACLE else "tab:gray" if m in BASELINES else "tab:blue" for m in names]
-    ax.bar(range(len(names)), [g.mean() for g in gaps], color=colors, alpha=0.6)
-    for i, g in enumerate(gaps):
-        ax.plot([i] * len(g), g, "k.", alpha=0.7)
+    gaps = [paired(methods[m]["test_mean_f1"], methods[best]["test_mean_f1"]) for m in names]
+    fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(names), 4))
+    colors = ["tab:green" if m == ORACLE else "tab:blue" if m in LEARNERS else "tab:gray" for m in names]
+    for i, (gap, color) in enumerate(zip(gaps, colors, strict=True)):
+        ax.bar(i, gap["mean"], color=color, alpha=0.6)
+        if gap["ci95"] is not None:
+            low, high = gap["ci95"]
+            ax.errorbar(i, gap["mean"], yerr=[[gap["mean"] - low], [high - gap["mean"]]], color="black", capsize=4)
+        ax.plot([i] * len(gap["gaps"]), gap["gaps"], "k.", alpha=0.7)
     ax.axhline(0, color="black", lw=0.8)
     ax.axhline(1, color="tab:red", lw=0.8, ls="--", label="target: +1 point")
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
     ax.set(ylabel=f"test mean F1 − {best} (points)",
-           title="Paired by seed: bar = mean, dots = seeds (blue: learners, green: oracle)")
+           title="Paired by seed: bar = mean, whisker = 95% CI, dots = seeds")
     ax.legend(fontsize=8)
     save_figure(fig, "learning_methods.png", folder=out)
 
 
-def plot(returns: dict, levels: dict, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for agent, per_seed in returns.items():
-        for i, points in enumerate(per_seed):
-            if points:
-                ax.plot(*zip(*points, strict=True), marker=".", alpha=0.7, label=f"{agent} seed {i}")
-    ax.set(xlabel="agent env steps", ylabel="episode return (Δ val reward)", title="Agent training returns")
-    ax.legend(fontsize=6)
-    save_figure(fig, "learning_returns.png", folder=out)
-    chosen = [lv for lv in levels.get("ppo", []) if lv and lv[0] is not None]
-    if chosen:
-        mean_levels = np.mean(np.array(chosen, dtype=float), axis=0)  # [rounds, ops], averaged over seeds
-        fig, ax = plt.subplots(figsize=(8, 4))
-        im = ax.imshow(mean_levels.T, aspect="auto", cmap="viridis", vmin=0, vmax=4)
-        ax.set(yticks=range(len(OPS)), yticklabels=OPS, xlabel="round of the final episode",
-               title="Levels PPO chooses (mean over seeds)")
-        fig.colorbar(im, ax=ax, label="level")
-        save_figure(fig, "learning_levels.png", folder=out)
+def plot_levels(schedules: list | None, out: Path) -> None:
+    """The levels PPO chose per round (mean over members and seeds): what it learned during the run."""
+    if not schedules:
+        return
+    levels = np.array([[np.mean(r["levels"], axis=0) for r in schedule] for schedule in schedules], dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    im = ax.imshow(levels.mean(0).T, aspect="auto", cmap="viridis", vmin=0, vmax=4)
+    ax.set(yticks=range(len(OPS)), yticklabels=OPS, xlabel="round", title="Levels PPO chose (mean over members, seeds)")
+    fig.colorbar(im, ax=ax, label="level")
+    save_figure(fig, "learning_levels.png", folder=out)
 
 
 if __name__ == "__main__":

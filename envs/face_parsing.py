@@ -77,7 +77,6 @@ from adaptive_de.config import TrainConfig
 from adaptive_de.data import FaceParsingSet, load
 from adaptive_de.data.draw import grid, overlay, preview_grid, upscale
 from adaptive_de.device import pick_device
-from adaptive_de.metrics import ConfusionAccumulator
 from adaptive_de.presets import EnvConfig
 from adaptive_de.rewards import get_reward
 from adaptive_de.trainer import InnerTrainer, NonFiniteLossError
@@ -133,8 +132,8 @@ class FaceParsingAugmentEnv(gym.Env):
         num_classes = self.scheme.num_classes
         self.observation_space = spaces.Box(0.0, 1.0, shape=(4 + num_classes + len(OPS) + 1,), dtype=np.float32)
         self.action_space = spaces.MultiDiscrete([MAX_LEVEL + 1] * len(OPS) + [len(SAMPLING_MODES)])
-        val = self.trainer.data["val"]
-        self._val_images, self._val_labels = val.images[:c.val_subset], val.labels[:c.val_subset].long()
+        self._val_set = val_slice(self.trainer.data["val"], 0, c.val_subset)
+        self._val_images, self._val_labels = self._val_set.images, self._val_set.labels.long()
         self._extra_splits: dict[str, FaceParsingSet] = {}
         # The default episode RNG comes from the config's seed, so an unseeded first reset is reproducible too.
         self._np_random, self._np_random_seed = seeding.np_random(c.seed)
@@ -150,27 +149,10 @@ class FaceParsingAugmentEnv(gym.Env):
 
     # ------------------------------------------------------------------ construction
     def _build_trainer(self, progress: bool) -> InnerTrainer:
-        c = self.config
-        reward, reward_kw = c.resolved_inner_reward()
-        # From a pretrained start the CE phase of ce_then_reinforce is the pre-training: the episode is the tuning.
-        tune_from = 0.0 if c.start == "pretrained" else TrainConfig.tune_from
-        train_config = TrainConfig(preset=c.model, data=c.data, image_size=c.image_size, batch_size=c.batch_size,
-                                   steps=c.episode_steps, lr=c.lr, loss=c.inner_loss, tune_from=tune_from,
-                                   tune_lr_factor=c.tune_lr_factor, ce_weight=c.ce_weight, reward=reward,
-                                   reward_kw=reward_kw, num_samples=c.num_samples, seed=c.seed, device=c.device,
-                                   eval_batch_size=c.eval_batch_size)
-        with self._isolated_rng(pick_device(c.device)):
-            trainer = InnerTrainer(train_config, splits=("train", "val"))
-            if c.start == "pretrained":
-                trainer.load_pretrained(c.pretrain_steps, progress=progress)
+        trainer = build_trainer(self.config, progress=progress)
         # What every episode starts from: model (pretrained or the seeded init), fresh optimiser, step 0.
         self._start_state = copy.deepcopy(trainer.state_dict())
         return trainer
-
-    @staticmethod
-    def _isolated_rng(device: torch.device):
-        """Run a block without leaving a trace on the global torch RNG (CPU, and CUDA when used)."""
-        return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -184,7 +166,7 @@ class FaceParsingAugmentEnv(gym.Env):
         policy = options.get("policy")
         self._override = make_policy(policy, self.scheme) if isinstance(policy, str) else policy
         self._episode_seed = int(self.np_random.integers(2**31 - 1))
-        with self._isolated_rng(self.trainer.device):
+        with isolated_rng(self.trainer.device):
             self.trainer.load_state_dict(self._start_state)
         self.trainer.sample_generator.manual_seed(self._episode_seed)
         self.trainer.generator.manual_seed(self._episode_seed + 1)
@@ -213,7 +195,7 @@ class FaceParsingAugmentEnv(gym.Env):
                                      "policy": repr(self._policy)}
         try:
             # Dropout draws from the global RNG: seed it per round, and hand the caller's state back after.
-            with self._isolated_rng(self.trainer.device):
+            with isolated_rng(self.trainer.device):
                 torch.manual_seed(self._episode_seed + 7919 * self._round)
                 stats = self.trainer.train_round(self._policy, steps=self.config.steps_per_round)
         except NonFiniteLossError as e:
@@ -249,17 +231,8 @@ class FaceParsingAugmentEnv(gym.Env):
 
     # ------------------------------------------------------------------ scores and pictures
     def _score_val(self) -> dict[str, Any]:
-        """Pooled-confusion scores and the mean env reward on the fixed val subset (one forward pass)."""
-        acc = ConfusionAccumulator(self.scheme.num_classes, self.trainer.device)
-        reward_sum = 0.0
-        step = self.config.eval_batch_size
-        for lo in range(0, len(self._val_images), step):
-            pred, target = self.trainer.predict(self._val_images[lo:lo + step]), self._val_labels[lo:lo + step]
-            acc.update(pred, target)
-            reward_sum += float(self.reward_fn(pred, target, self.scheme.num_classes).sum())
-        scores = acc.compute()
-        return {"mean_f1": float(scores["mean_f1"]), "f1": [float(v) for v in scores["f1"]],
-                "fp_rate": float(scores["fp_rate"]), "reward": reward_sum / len(self._val_images)}
+        """Pooled-confusion scores and the mean env reward on the fixed val subset."""
+        return self.trainer.evaluate(self._val_set, reward_fn=self.reward_fn)
 
     def evaluate(self, split: str = "test") -> dict[str, Any]:
         """The current model's scores on a whole split (loaded on first use): mean_f1, f1, fp_rate, ..."""
@@ -290,21 +263,59 @@ class FaceParsingAugmentEnv(gym.Env):
 
     # ------------------------------------------------------------------ observation and info
     def _observation(self) -> np.ndarray:
-        s = self._scores
-        f1 = np.nan_to_num(np.asarray(s["f1"], dtype=np.float64), nan=0.0)
-        levels = self._last_action[:len(OPS)] / MAX_LEVEL
-        mode = self._last_action[-1:] / (len(SAMPLING_MODES) - 1)
-        head = [self._round / self.rounds, 0.5 + 0.5 * self._last_loss / (1 + abs(self._last_loss)),
-                s["mean_f1"], FP_SCALE * s["fp_rate"]]
-        obs = np.concatenate([np.nan_to_num(head, nan=0.0), f1, levels, mode]).astype(np.float32)
-        return np.clip(obs, 0.0, 1.0)
+        return observation(self._scores, self._round / self.rounds, self._last_loss, self._last_action)
 
     def _info(self) -> dict[str, Any]:
-        s = self._scores
-        # None, not NaN, for an absent class: NaN != NaN would make identical infos compare unequal
-        val_f1 = [None if math.isnan(f1) else f1 for f1 in s["f1"]]
-        return {"round": self._round, "val_mean_f1": s["mean_f1"], "val_f1": val_f1,
-                "val_fp_rate": s["fp_rate"], "val_reward": s["reward"], "episode_seed": self._episode_seed}
+        return {"round": self._round, **score_info(self._scores), "episode_seed": self._episode_seed}
+
+
+def build_trainer(config: EnvConfig, *, progress: bool = False, data: dict[str, FaceParsingSet] | None = None
+                  ) -> InnerTrainer:
+    """The inner trainer of an env config, at its start (the cached CE-pretrained model, or the seeded init),
+    without touching the caller's global torch RNG. ``data`` shares another trainer's splits (a population)."""
+    c = config
+    reward, reward_kw = c.resolved_inner_reward()
+    # From a pretrained start the CE phase of ce_then_reinforce is the pre-training: the episode is the tuning.
+    tune_from = 0.0 if c.start == "pretrained" else TrainConfig.tune_from
+    train_config = TrainConfig(preset=c.model, data=c.data, image_size=c.image_size, batch_size=c.batch_size,
+                               steps=c.episode_steps, lr=c.lr, loss=c.inner_loss, tune_from=tune_from,
+                               tune_lr_factor=c.tune_lr_factor, ce_weight=c.ce_weight, reward=reward,
+                               reward_kw=reward_kw, num_samples=c.num_samples, seed=c.seed, device=c.device,
+                               eval_batch_size=c.eval_batch_size)
+    with isolated_rng(pick_device(c.device)):
+        trainer = InnerTrainer(train_config, data=data, splits=("train", "val"))
+        if c.start == "pretrained":
+            trainer.load_pretrained(c.pretrain_steps, progress=progress)
+    return trainer
+
+
+def isolated_rng(device: torch.device):
+    """Run a block without leaving a trace on the global torch RNG (CPU, and CUDA when used)."""
+    return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
+
+
+def val_slice(ds: FaceParsingSet, start: int, stop: int | None) -> FaceParsingSet:
+    """Images ``start:stop`` of a split (the reward subset, or the selection subset after it)."""
+    return FaceParsingSet(images=ds.images[start:stop], labels=ds.labels[start:stop], scheme=ds.scheme,
+                          names=ds.names[start:stop])
+
+
+def observation(scores: dict[str, Any], progress: float, last_loss: float, last_action: np.ndarray) -> np.ndarray:
+    """The observation vector of the module docstring, clipped to [0, 1]."""
+    f1 = np.nan_to_num(np.asarray(scores["f1"], dtype=np.float64), nan=0.0)
+    levels = last_action[:len(OPS)] / MAX_LEVEL
+    mode = last_action[-1:] / (len(SAMPLING_MODES) - 1)
+    head = [progress, 0.5 + 0.5 * last_loss / (1 + abs(last_loss)), scores["mean_f1"], FP_SCALE * scores["fp_rate"]]
+    obs = np.concatenate([np.nan_to_num(head, nan=0.0), f1, levels, mode]).astype(np.float32)
+    return np.clip(obs, 0.0, 1.0)
+
+
+def score_info(scores: dict[str, Any]) -> dict[str, Any]:
+    """The val-subset scores as info entries; None, not NaN, for an absent class (NaN != NaN would make
+    identical infos compare unequal)."""
+    val_f1 = [None if math.isnan(f1) else f1 for f1 in scores["f1"]]
+    return {"val_mean_f1": scores["mean_f1"], "val_f1": val_f1, "val_fp_rate": scores["fp_rate"],
+            "val_reward": scores["reward"]}
 
 
 def make_env(**options: Any) -> gym.Env:

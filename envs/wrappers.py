@@ -1,4 +1,5 @@
-"""``MenuActionWrapper``: a ``Discrete`` action space over a menu of named augmentation policies (for DQN)."""
+"""A ``Discrete`` action space over a menu of named augmentation policies (for DQN): ``MenuActionWrapper`` for one
+env, ``VecMenuWrapper`` for a vectorised one (a population)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from adaptive_de.augment import OPS
 from envs.face_parsing import SAMPLING_MODES
@@ -51,9 +53,32 @@ class MenuActionWrapper(gym.ActionWrapper):
     def __init__(self, env: gym.Env, menu: Mapping[str, tuple[Mapping[str, int], str]] = MENU):
         super().__init__(env)
         self.names = tuple(menu)
-        self._actions = [np.array([levels.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index(mode)],
-                                  dtype=np.int64) for levels, mode in menu.values()]
+        self._actions = menu_actions(menu)
         self.action_space = spaces.Discrete(len(self._actions))
 
     def action(self, action: int | np.integer | np.ndarray) -> np.ndarray:
         return self._actions[int(action)].copy()
+
+
+class VecMenuWrapper(VecEnvWrapper):
+    """``MenuActionWrapper`` for a VecEnv: each sub-env's ``Discrete`` menu choice becomes its levels and mode."""
+
+    def __init__(self, venv: VecEnv, menu: Mapping[str, tuple[Mapping[str, int], str]] = MENU):
+        super().__init__(venv, action_space=spaces.Discrete(len(menu)))
+        self.names = tuple(menu)
+        self._actions = np.stack(menu_actions(menu))
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.venv.step_async(self._actions[np.asarray(actions, dtype=np.int64).reshape(-1)])
+
+    def step_wait(self):
+        return self.venv.step_wait()
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+
+def menu_actions(menu: Mapping[str, tuple[Mapping[str, int], str]]) -> list[np.ndarray]:
+    """The ``MultiDiscrete`` action of each menu entry, in menu order."""
+    return [np.array([levels.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index(mode)], dtype=np.int64)
+            for levels, mode in menu.values()]

@@ -25,7 +25,7 @@ step() {  # step NAME CMD...: run one check, log it, count a failure
 step cuda-tests "$PY" -m pytest -q -m cuda -p no:cacheprovider
 step bench-model "$PY" -m benchmarks.bench_model --out docs/bench_model_cuda.json
 step bench-augment "$PY" -m benchmarks.bench_augment --device cuda --out docs/bench_augment_cuda.json
-step run-gpu "$PY" -m adaptive_de.run --agent ppo --preset gpu --timesteps 20 --compare none \
+step run-gpu "$PY" -m adaptive_de.run --agent ppo --preset gpu --env rounds=2 exploit_every=1 --compare none \
   --name gpu-check --logdir runs
 step copy-run cp runs/gpu-check/results.json docs/gpu_check_run.json
 step report "$PY" -m benchmarks.gpu_report

@@ -1,30 +1,28 @@
-"""Agents: the registry, baselines acting through the env, SB3 learners' learn/save/load with weights-only files."""
+"""Agents: the registry, the prior, PBT and grid controllers, SB3 learners learning in a population run."""
 import pickle
 
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
 
 from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
-from agents import AGENTS, agent_class, make_agent
-from agents.evaluation import run_episode
-from envs import FaceParsingAugmentEnv, MenuActionWrapper
+from agents import AGENTS, agent_class, make_agent, run_population
+from agents.population import GRID, PRIOR_LEVELS, prior_logits
+from envs import PopulationEnv
 
 FIXED = ",".join(["2"] * 5 + ["4"] + ["0"] * 10) + ",class_balanced"
 
 
 @pytest.fixture(scope="module")
 def env():
-    return FaceParsingAugmentEnv(preset="smoke")
+    return PopulationEnv(preset="smoke", members=3)
 
 
 def test_registry_and_specs():
-    assert {"ppo", "a2c", "dqn", "random", "none", "randaugment", "trivialaugment", "fixed"} <= set(AGENTS)
-    assert agent_class("ppo")[0].learns and agent_class("dqn")[0].menu_actions
-    assert agent_class("ppo_menu")[0].menu_actions and not agent_class("ppo")[0].menu_actions
+    assert {"ppo", "a2c", "dqn", "prior", "pbt", "best_fixed", "random", "none", "randaugment",
+            "trivialaugment", "fixed"} <= set(AGENTS)
+    assert agent_class("ppo")[0].learns and not agent_class("prior")[0].learns
     assert agent_class(f"fixed:{FIXED}") == (AGENTS["fixed"], FIXED)
     for bad in ("sac", "fixed", "ppo:3"):
         with pytest.raises(UserError, match="choose one of: ppo, a2c, dqn"):
@@ -32,16 +30,13 @@ def test_registry_and_specs():
 
 
 def test_baselines_act_in_the_action_space(env):
-    obs, _ = env.reset(seed=0)
-    assert make_agent("none", env).predict(obs)[0].tolist() == [0] * (len(OPS) + 1)
-    fixed = make_agent(f"fixed:{FIXED}", env).predict(obs)[0]
-    assert fixed.tolist() == [2] * 5 + [4] + [0] * 10 + [1]
+    obs = env.reset()
+    assert make_agent("none", env).predict(obs)[0].tolist() == [[0] * (len(OPS) + 1)] * 3
+    assert make_agent(f"fixed:{FIXED}", env).predict(obs)[0][0].tolist() == [2] * 5 + [4] + [0] * 10 + [1]
     first, second = make_agent("random", env, seed=3), make_agent("random", env, seed=3)
-    actions = [first.predict(obs)[0] for _ in range(3)]
-    assert all(env.action_space.contains(a) for a in actions)
-    assert all(np.array_equal(a, second.predict(obs)[0]) for a in actions)  # seeded
-    batch = make_agent("none", env).predict(np.stack([obs, obs]))[0]
-    assert batch.shape == (2, len(OPS) + 1)
+    batches = [first.predict(obs)[0] for _ in range(3)]
+    assert all(env.action_space.contains(a) for batch in batches for a in batch)
+    assert all(np.array_equal(b, second.predict(obs)[0]) for b in batches)  # seeded
     assert make_agent("trivialaugment", env).episode_options == {"policy": "trivialaugment"}
 
 
@@ -51,45 +46,80 @@ def test_malformed_fixed_agent_is_a_user_error(env, spec):
         make_agent(spec, env)
 
 
-def test_policy_override_baseline_runs_a_full_episode(env):
-    episode = run_episode(make_agent("randaugment", env), env, seed=0)
-    assert len(episode.infos) == env.rounds + 1 and len(episode.rewards) == env.rounds
-    assert all(info["policy"].startswith("RandAugment") for info in episode.infos[1:])
-    assert episode.episode_return == pytest.approx(episode.infos[-1]["val_reward"] - episode.infos[0]["val_reward"])
+def test_prior_samples_follow_the_prior(env):
+    prior = make_agent("prior", env, seed=0)
+    draws = np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)])  # 4500 actions
+    probabilities = [np.exp(logits) for logits in prior_logits()]
+    assert all(abs(p.sum() - 1) < 1e-9 for p in probabilities)
+    for column, op in enumerate(OPS):
+        assert int(np.argmax(probabilities[column])) == PRIOR_LEVELS[op]
+        counts = np.bincount(draws[:, column], minlength=5) / len(draws)
+        np.testing.assert_allclose(counts, probabilities[column], atol=0.03)  # ~4 sigma at n = 4500
 
 
-@pytest.mark.parametrize("name, timesteps", [("ppo", 6), ("a2c", 3), ("dqn", 8), ("ppo_menu", 6)])
-def test_learner_learns_saves_and_loads(env, tmp_path, name, timesteps):
-    cls = AGENTS[name]
-    acting = MenuActionWrapper(env) if cls.menu_actions else env
+def test_pbt_exploited_members_copy_and_perturb_the_donor(env):
+    pbt = make_agent("pbt", env, seed=0)
+    before = pbt.actions.copy()
+    pbt.observe([{"exploited_from": None}, {"exploited_from": None}, {"exploited_from": 0}])
+    assert np.array_equal(pbt.actions[:2], before[:2])  # only the exploited member changes
+    # explore: resampled with p = 0.2, else within one level of the donor's
+    far = np.abs(pbt.actions[2, :len(OPS)] - before[0, :len(OPS)]) > 1
+    assert far.sum() <= len(OPS) // 2 and np.all((pbt.actions[2] >= 0) & (pbt.actions[2] <= env.action_space.nvec - 1))
+    grid = make_agent("best_fixed", env, seed=0)
+    assert [a.tolist() for a in grid.actions] == list(GRID.values())[:3]
+    grid.observe([{"exploited_from": 2}, {"exploited_from": None}, {"exploited_from": None}])
+    assert grid.actions[0].tolist() == list(GRID.values())[2]  # truncation selection over the grid: no explore
 
-    def venv():
-        return DummyVecEnv([lambda: Monitor(acting)])
 
-    agent = make_agent(name, venv(), seed=0, **({"learning_starts": 3} if name == "dqn" else {}))
-    agent.learn(timesteps)
-    assert agent.num_timesteps == timesteps
+def test_controller_state_round_trips(env, tmp_path):
+    pbt = make_agent("pbt", env, seed=4)
+    pbt.observe([{"exploited_from": 1}, {"exploited_from": None}, {"exploited_from": None}])
+    pbt.save(tmp_path / "pbt.pt")
+    restored = make_agent("pbt", env, seed=9)
+    restored.load(tmp_path / "pbt.pt")
+    assert np.array_equal(pbt.actions, restored.actions)
+    infos = [{"exploited_from": 2}, {"exploited_from": None}, {"exploited_from": 0}]
+    pbt.observe(infos)
+    restored.observe(infos)
+    assert np.array_equal(pbt.actions, restored.actions)  # the explore generator continues identically
+
+
+def test_ppo_starts_at_the_prior_and_moves_from_it_within_one_run(env):
+    ppo = make_agent("ppo", env, seed=0)
+    obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
+    dists = ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution
+    for dist, logits in zip(dists, prior_logits(), strict=True):
+        np.testing.assert_allclose(dist.probs.detach().numpy(), np.exp(logits)[None].repeat(5, 0), atol=1e-6)
+    assert ppo.kl_from_prior(obs)[0] == pytest.approx(0.0, abs=1e-6)
+    final = run_population(ppo, env)
+    assert final is not None and ppo.num_timesteps == env.rounds * env.num_envs
+    kl, entropy = ppo.kl_from_prior(obs)
+    assert kl > 1e-4 and entropy > 0  # the updates moved the policy, and it still explores
+
+
+@pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
+def test_learner_learns_in_a_run_saves_and_loads(env, tmp_path, name):
+    agent = make_agent(name, env, seed=0)
+    run_population(agent, env)
+    assert agent.num_timesteps == env.rounds * env.num_envs and env.final is not None
     agent.save(tmp_path / "agent.pt")
     state = torch.load(tmp_path / "agent.pt", weights_only=True)
-    assert state["agent"] == name and state["num_timesteps"] == timesteps
-
-    restored = make_agent(name, venv(), seed=1)
+    assert state["agent"] == name and state["num_timesteps"] == agent.num_timesteps
+    restored = make_agent(name, env, seed=1)
     restored.load(tmp_path / "agent.pt")
-    assert restored.num_timesteps == timesteps
-    obs, _ = env.reset(seed=0)
+    obs = env.reset()
     assert np.array_equal(agent.predict(obs, deterministic=True)[0], restored.predict(obs, deterministic=True)[0])
-    np.testing.assert_array_equal(agent.normaliser.obs_rms.mean, restored.normaliser.obs_rms.mean)
     for key, value in agent.model.policy.state_dict().items():
         assert torch.equal(value, restored.model.policy.state_dict()[key])
 
 
 def test_learner_refuses_foreign_files(env, tmp_path):
-    agent = make_agent("ppo", DummyVecEnv([lambda: Monitor(env)]))
+    agent = make_agent("ppo", env)
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(Exception("not weights"), protocol=2))
     with pytest.raises(UserError, match="cannot load checkpoint"):
         agent.load(tmp_path / "evil.pt")
-    make_agent("a2c", DummyVecEnv([lambda: Monitor(env)])).save(tmp_path / "a2c.pt")
+    make_agent("a2c", env).save(tmp_path / "a2c.pt")
     with pytest.raises(UserError, match="'a2c', not 'ppo'"):
         agent.load(tmp_path / "a2c.pt")
     with pytest.raises(UserError, match="unknown ppo option"):
-        make_agent("ppo", DummyVecEnv([lambda: Monitor(env)]), n_stepz=4)
+        make_agent("ppo", env, n_stepz=4)

@@ -11,7 +11,8 @@ from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
 from envs import ENV_ID, MENU, SAMPLING_MODES, FaceParsingAugmentEnv, MenuActionWrapper
 
-ACTIONS = [np.array([2] * len(OPS) + [0]), np.array([0, 4, 1, 3] * 4 + [3]), np.array([1] * len(OPS) + [1])]
+ACTIONS = [np.array([2] * len(OPS) + [0]), np.array([0, 4, 1, 3] * 4 + [3]), np.array([1] * len(OPS) + [1]),
+           np.array([3] * len(OPS) + [2])]  # one per round of the smoke preset
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_registered_env_passes_both_checkers():
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     env = gymnasium.make(ENV_ID, preset="smoke", render_mode="rgb_array")
-    assert env.unwrapped.rounds == 3
+    assert env.unwrapped.rounds == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a checker warning is a failure too
         gym_check_env(env.unwrapped)
@@ -50,7 +51,7 @@ def test_spaces_and_observation_layout(env):
     assert obs[0] == 0 and obs[1] == 0.5 and np.all(obs[4 + c:] == 0)  # no round, no loss, no action yet
     assert obs[2] == pytest.approx(info["val_mean_f1"])
     obs, _, terminated, truncated, info = env.step(ACTIONS[1])
-    assert obs[0] == pytest.approx(1 / 3) and not terminated and not truncated
+    assert obs[0] == pytest.approx(1 / 4) and not terminated and not truncated
     assert obs[2] == pytest.approx(info["val_mean_f1"]) and obs[3] == pytest.approx(min(1, 5 * info["val_fp_rate"]))
     np.testing.assert_allclose(obs[4:4 + c], [f1 or 0.0 for f1 in info["val_f1"]], rtol=1e-6)
     np.testing.assert_allclose(obs[4 + c:-1], ACTIONS[1][:-1] / 4)
@@ -101,7 +102,7 @@ def test_absolute_and_final_reward_modes(mode):
     env.reset(seed=0)
     steps = [env.step(a) for a in ACTIONS]
     rewards, values = [s[1] for s in steps], [s[4]["val_reward"] for s in steps]
-    expected = values if mode == "absolute" else [0.0, 0.0, values[-1]]
+    expected = values if mode == "absolute" else [0.0] * (len(values) - 1) + [values[-1]]
     assert rewards == pytest.approx(expected)
 
 

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -30,7 +31,8 @@ def run_cli(*args: str, check: bool = True, **popen) -> subprocess.CompletedProc
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     logdir = tmp_path_factory.mktemp("runs")
-    run_cli("--agent", "ppo", "--preset", "smoke", "--timesteps", "6", "--logdir", str(logdir), "--name", "smoke")
+    run_cli("--agent", "ppo", "--preset", "smoke", "--compare", "prior,randaugment", "--logdir", str(logdir),
+            "--name", "smoke")
     return logdir / "smoke"
 
 
@@ -45,32 +47,33 @@ def event_tags(folder: Path) -> dict[str, list[str]]:
 def test_smoke_ppo_run_writes_the_run_folder(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
     assert results["agent"] == "ppo"
-    assert list(results["methods"]) == ["ppo", "none", "random", "randaugment", "trivialaugment"]
-    for name, row in results["methods"].items():
-        assert set(row) == {"test_mean_f1", "test_f1", "test_fp_rate", "wall_seconds", "levels", "sampler"}
-        assert 0 <= row["test_mean_f1"] <= 1 and len(row["test_f1"]) == 11 and row["wall_seconds"] > 0
-        assert len(row["levels"]) == len(row["sampler"]) == 3  # one entry per round of the smoke episode
-        overridden = name in ("randaugment", "trivialaugment")  # they run a policy object, not levels
-        assert all((levels is None) == overridden for levels in row["levels"])
-    table = (smoke_run / "results.md").read_text()
-    assert "| `ppo` |" in table and "| `trivialaugment` |" in table and "skin" in table
-    assert (smoke_run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert list(results["methods"]) == ["ppo", "prior", "randaugment"]
     config = RunConfig.from_dict(yaml.safe_load((smoke_run / "config.yaml").read_text()))
-    assert config.timesteps == 6 and config.env["preset"] == "smoke" and config.env["inner_reward"] == "f1_fp"
+    c = config.env_config()
+    assert c.preset == "smoke" and c.inner_reward == "f1_fp" and c.members == 2
+    for name, row in results["methods"].items():
+        assert 0 <= row["test_mean_f1"] <= 1 and len(row["test_f1"]) == 11 and row["wall_seconds"] > 0
+        assert row["compute_inner_steps"] == c.members * c.rounds * c.steps_per_round  # equal compute
+        assert row["best_member"] == int(np.argmax(row["selection_reward"]))
+        assert len(row["schedule"]) == c.rounds and all(len(r["sampler"]) == c.members for r in row["schedule"])
+        assert all((levels is None) == (name == "randaugment") for r in row["schedule"] for levels in r["levels"])
+    table = (smoke_run / "results.md").read_text()
+    assert "| `ppo` |" in table and "| `randaugment` |" in table and "skin" in table
+    for picture in ("schedule.png", "curves.png"):
+        assert (smoke_run / picture).read_bytes()[:4] == b"\x89PNG"
     model = torch.load(smoke_run / "final_model.pt", weights_only=True)
     assert "model" in model and model["config"]["preset"] == "tiny"
-    assert torch.load(smoke_run / "agent.pt", weights_only=True)["num_timesteps"] == 6
-    assert torch.load(smoke_run / "checkpoints" / "latest.pt", weights_only=True)["timesteps"] == 6
-    assert len((smoke_run / "episodes.jsonl").read_text().splitlines()) == 2
+    assert torch.load(smoke_run / "agent.pt", weights_only=True)["num_timesteps"] == c.rounds * c.members
+    assert torch.load(smoke_run / "checkpoints" / "latest.pt", weights_only=True)["method"] is None  # all done
 
 
-def test_tensorboard_has_sb3_and_inner_tags(smoke_run):
-    tags = event_tags(smoke_run / "tb")
-    assert {"rollout/ep_rew_mean", "train/value_loss", "train/entropy_loss"} <= set(tags["scalars"])  # SB3
-    assert {"inner/val_mean_f1", "inner/train_loss", "inner/val_fp_rate", "inner/val_reward", "inner_f1/skin",
-            "episode/return", "final/ppo/val_mean_f1"} <= set(tags["scalars"])
-    assert {"levels/rotate", "levels/erase", "sampler/mode"} <= set(tags["histograms"])
-    assert {"images/augmented", "images/predictions", "final/ppo/predictions"} <= set(tags["images"])
+def test_tensorboard_has_per_method_curves_and_the_policy_distance(smoke_run):
+    ppo = event_tags(smoke_run / "tb" / "ppo")
+    assert {"population/val_reward_best", "population/reward_spread", "population/exploited", "levels/rotate",
+            "policy/kl_from_prior", "policy/entropy", "final/test_mean_f1"} <= set(ppo["scalars"])
+    assert "final/predictions" in ppo["images"]
+    assert {"train/value_loss", "train/approx_kl"} <= set(event_tags(smoke_run / "tb" / "ppo" / "sb3")["scalars"])
+    assert "levels/rotate" not in event_tags(smoke_run / "tb" / "randaugment")["scalars"]  # a policy object
 
 
 def test_evaluate_prints_one_json_object(smoke_run, capsys):
@@ -83,29 +86,39 @@ def test_evaluate_prints_one_json_object(smoke_run, capsys):
     assert capsys.readouterr().err.startswith("error: folder not found")
 
 
-def test_a_run_killed_with_sigkill_resumes_to_completion(tmp_path):
-    args = ["--agent", "ppo", "--preset", "smoke", "--timesteps", "18", "--compare", "none"]
+@pytest.mark.parametrize("kill_after", [1, 3], ids=["in-ppo", "later"])
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(tmp_path, kill_after):
+    args = ["--agent", "ppo", "--preset", "smoke", "--seed", "5", "--compare", "none", "--logdir", str(tmp_path)]
+    run_cli(*args, "--name", "whole")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen([sys.executable, "-m", "adaptive_de.run", *args, "--logdir", str(tmp_path),
-                              "--name", "k"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen([sys.executable, "-m", "adaptive_de.run", *args, "--name", "k"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "k" / "checkpoints" / "latest.pt"
     deadline = time.monotonic() + 240
-    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while first.poll() is None and time.monotonic() < deadline:
+        if checkpoint.exists() and _saved_round(checkpoint) >= kill_after:
+            break
+        time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    saved = torch.load(checkpoint, weights_only=True)["timesteps"]
-    assert 0 < saved < 18 and not (tmp_path / "k" / "results.json").exists()
-
+    assert not (tmp_path / "k" / "results.json").exists()
     resumed = run_cli("--resume", str(tmp_path / "k"))
-    assert f"from timestep {saved} of 18" in resumed.stderr
-    final = torch.load(checkpoint, weights_only=True)
-    assert final["timesteps"] == 18 and final["agent"]["n_updates"] == 30  # 3 rollouts of 6 steps, 10 epochs each
-    episodes = [json.loads(line) for line in (tmp_path / "k" / "episodes.jsonl").read_text().splitlines()]
-    assert [e["timesteps"] for e in episodes] == list(range(3, 19, 3))  # no restart at 0, no duplicate
-    assert list(json.loads((tmp_path / "k" / "results.json").read_text())["methods"]) == ["ppo", "none"]
-    steps = [int(e.step) for e in _scalars(tmp_path / "k" / "tb", "episode/return")]
-    assert steps == list(range(3, 19, 3))  # the killed run's tail is purged, the curve continues
+    assert "resuming" in resumed.stderr
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())["methods"]
+    again = json.loads((tmp_path / "k" / "results.json").read_text())["methods"]
+    for method in ("ppo", "none"):
+        assert again[method]["test_mean_f1"] == whole[method]["test_mean_f1"]
+        assert again[method]["schedule"] == whole[method]["schedule"]
+    steps = [int(e.step) for e in _scalars(tmp_path / "k" / "tb" / "ppo", "population/val_reward_best")]
+    assert steps == [1, 2, 3, 4]  # the killed run's tail is purged, the curve continues without duplicates
+
+
+def _saved_round(path: Path) -> int:
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception:  # caught mid-rename: try again
+        return 0
+    return state["env"]["round"] if state.get("method") else 99
 
 
 def _scalars(folder: Path, tag: str):
@@ -123,9 +136,12 @@ BAD_INPUTS = [
     (["--reward-kw", "w"], "malformed key=value 'w'"),
     (["--reward-kw", "x=1"], "f1_fp"),
     (["--inner-loss", "mse"], "unknown inner_loss 'mse'"),
-    (["--compare", "none,ppo"], "learning agent"),
+    (["--compare", "none,none"], "--compare names a method twice"),
     (["--compare", "none,xyz"], "unknown agent 'xyz'"),
-    (["--timesteps", "0"], "timesteps must be at least 1"),
+    (["--n-envs", "1"], "a population needs at least 2 members, got members=1"),
+    (["--env", "exploit_every=7"], "exploit_every=7 must be between 1 and the run's rounds (6)"),
+    (["--env", "rounds=5"], "exploit_every=2 does not divide rounds=5"),
+    (["--env", "membrs=3"], "unknown env option(s): membrs"),
     (["--preset", "smoke", "--data", "lapa:/no/such/folder"], "folder not found: /no/such/folder"),
     (["--config", "/no/such.yaml"], "config file /no/such.yaml does not exist"),
 ]
@@ -151,7 +167,8 @@ def test_bad_resume_is_one_error_line(tmp_path, capsys, smoke_run):
              ([str(tmp_path)], "not a run folder (no config.yaml)"),
              ([str(corrupt)], "cannot load checkpoint"),
              ([str(bad_yaml)], "config is not valid YAML"),
-             ([str(smoke_run), "--agent", "dqn"], "--agent cannot change")]
+             ([str(smoke_run), "--agent", "dqn"], "--agent cannot change"),
+             ([str(smoke_run), "--n-envs", "4"], "--n-envs cannot change")]
     for args, message in cases:
         assert run.main(["--resume", *args]) == 2
         err = capsys.readouterr().err
@@ -161,7 +178,7 @@ def test_bad_resume_is_one_error_line(tmp_path, capsys, smoke_run):
 @pytest.mark.parametrize("text, message", [("env: 5", "env must be a mapping"),
                                            ("agent_kw: {n_stepz: 4}", "unknown ppo option(s) n_stepz"),
                                            ("env: {rounds: many}", "rounds must be int"),
-                                           ("timestep: 5", "unknown config key(s): timestep")])
+                                           ("timesteps: 5", "unknown config key(s): timesteps")])
 def test_bad_config_file_is_one_error_line(tmp_path, capsys, text, message):
     (tmp_path / "c.yaml").write_text(text)
     assert run.main(["--config", str(tmp_path / "c.yaml"), "--logdir", str(tmp_path / "runs")]) == 2
@@ -179,14 +196,15 @@ def test_user_error_exit_code_and_no_traceback_in_a_real_process(tmp_path):
 
 def test_config_file_then_flags_and_reward_sides(tmp_path, smoke_run):
     parse = run.build_parser().parse_args
-    config = run.new_config(parse(["--config", str(smoke_run / "config.yaml"), "--timesteps", "9", "--name", "c",
-                                   "--env-reward", "mean_f1", "--inner-reward-kw", "w=0.5"]))
-    assert config.name == "c" and config.timesteps == 9 and config.env["preset"] == "smoke"
+    config = run.new_config(parse(["--config", str(smoke_run / "config.yaml"), "--n-envs", "3", "--name", "c",
+                                   "--env-reward", "mean_f1", "--inner-reward-kw", "w=0.5", "--env", "rounds=2"]))
+    assert config.name == "c" and config.env["members"] == 3 and config.env["rounds"] == 2
+    assert config.env["preset"] == "smoke" and config.compare == ["prior", "randaugment"]
     assert (config.env["reward"], config.env["reward_kw"]) == ("mean_f1", {})
     assert (config.env["inner_reward"], config.env["inner_reward_kw"]) == ("f1_fp", {"w": 0.5})
     both = run.new_config(parse(["--reward", "f1_fp", "--reward-kw", "w=0.4", "fp_norm=count"]))
     assert both.env["reward_kw"] == both.env["inner_reward_kw"] == {"w": 0.4, "fp_norm": "count"}
-    assert both.env["preset"] == "cpu" and both.timesteps == run.PRESETS["cpu"].timesteps
-    assert both.compare == list(run.DEFAULT_COMPARE)
+    assert both.env["preset"] == "cpu" and both.compare == list(run.DEFAULT_COMPARE)
     fixed = ",".join(["1"] * 16)
-    assert run.parse_compare(f"none,fixed:{fixed},mixed,random") == ["none", f"fixed:{fixed},mixed", "random"]
+    assert run.parse_compare(f"none,fixed:{fixed},mixed,random", "ppo") == ["none", f"fixed:{fixed},mixed", "random"]
+    assert run.parse_compare("ppo,none", "ppo") == ["none"]  # the agent itself is not compared twice

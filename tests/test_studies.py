@@ -1,40 +1,66 @@
 """The study scripts' own logic: learning-study bookkeeping and the GPU-check report (no training here)."""
 import json
+import math
 
+import numpy as np
 import pytest
 
-from adaptive_de.augment import OPS
-from agents.baselines import parse_fixed
 from benchmarks import gpu_report, learning
-from benchmarks.headroom import MATCHED_LEVELS
-from envs import SAMPLING_MODES
 
 
 def scores(*values):
-    return {"test_mean_f1": list(values), "test_fp_rate": [0.1] * len(values)}
+    return {"test_mean_f1": list(values), "test_fp_rate": [0.1] * len(values), "compute_inner_steps": 768}
 
 
-def test_fixed_spec_round_trips_through_the_fixed_agent():
-    action = [MATCHED_LEVELS.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index("class_balanced")]
-    spec = learning.fixed_spec(action)
-    assert spec.endswith(",class_balanced")
-    assert parse_fixed(spec.removeprefix("fixed:")).tolist() == action
+def student_t_cdf(x: float, df: int, n: int = 200_000) -> float:
+    """The Student-t CDF by the trapezoid rule on its density (an independent check of the quantile table)."""
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    grid = np.linspace(0.0, x, n)
+    density = np.exp(log_c - (df + 1) / 2 * np.log1p(grid ** 2 / df))
+    return 0.5 + float(np.sum((density[1:] + density[:-1]) / 2 * np.diff(grid)))
 
 
-def test_gap_is_to_the_best_baseline_and_paired_per_seed():
-    methods = {"ppo": scores(0.50, 0.44), "none": scores(0.30, 0.20), "random": scores(0.45, 0.45),
+@pytest.mark.parametrize("df", sorted(learning.T975))
+def test_t_quantiles_are_the_975th_percentiles(df):
+    assert student_t_cdf(learning.T975[df], df) == pytest.approx(0.975, abs=2e-4)
+
+
+def test_paired_gaps_and_interval():
+    gap = learning.paired([0.50, 0.44, 0.47], [0.47, 0.45, 0.45])
+    np.testing.assert_allclose(gap["gaps"], [3.0, -1.0, 2.0], atol=1e-9)
+    half = learning.T975[2] * np.std([3.0, -1.0, 2.0], ddof=1) / math.sqrt(3)
+    assert gap["mean"] == pytest.approx(4 / 3)
+    np.testing.assert_allclose(gap["ci95"], [4 / 3 - half, 4 / 3 + half])
+    assert learning.paired([0.5], [0.4])["ci95"] is None  # one seed: no interval
+
+
+def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
+    methods = {"ppo": scores(0.50, 0.44), "prior": scores(0.46, 0.43), "none": scores(0.30, 0.20),
                "best_fixed": scores(0.47, 0.45), learning.ORACLE: scores(0.9, 0.9)}
-    assert learning.best_baseline(methods) == "best_fixed"  # the oracle is not a baseline
-    row = next(line for line in learning.table({"methods": methods}).splitlines() if line.startswith("| ppo "))
-    # per seed +3.0 and -1.0 points, mean +1.00
-    assert "+1.00 (per seed: +3.0, -1.0)" in row
+    c = learning.comparisons(methods)
+    assert c["best_non_learning"] == "best_fixed"  # the oracle is a reference, not a method
+    np.testing.assert_allclose(c["ppo_vs_best_non_learning"]["gaps"], [3.0, -1.0], atol=1e-9)
+    np.testing.assert_allclose(c["ppo_vs_prior"]["gaps"], [4.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(c["preflight_oracle_vs_best_fixed"]["gaps"], [43.0, 45.0], atol=1e-9)
+    row = next(line for line in learning.table({"methods": methods, "comparisons": c}).splitlines()
+               if line.startswith("| ppo "))
+    assert "| 768 |" in row and "+1.00 [" in row and "(per seed: +3.00, -1.00)" in row
 
 
-def test_ppo_variants_are_keyed_by_result_name():
-    assert learning.ppo_variants(["default", "menu"]) == {"ppo": learning.VARIANTS["default"],
-                                                          "ppo[menu]": learning.VARIANTS["menu"]}
-    for variant in learning.VARIANTS.values():
-        assert variant["agent"] in ("ppo", "ppo_menu")
+def test_report_says_met_only_when_the_interval_is_above_zero():
+    machine = {"cuda_device": None, "cpu": "CPU X", "cores": 2}
+    sizes = {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600,
+             "reward_subset": 200}
+    methods = {"ppo": scores(0.52, 0.46, 0.50), "prior": scores(0.50, 0.45, 0.49),
+               "best_fixed": scores(0.505, 0.445, 0.485)}
+    data = {"machine": machine, "preset": "cpu", "seeds": [0, 1, 2], "sizes": sizes, "wall_seconds": 600,
+            "methods": methods, "comparisons": learning.comparisons(methods)}
+    text = learning.report(data)
+    assert "`ppo` vs the best non-learning method `prior`" in text and text.count("NOT met") == 2
+    assert "Pre-flight" in text and "not measured" in text  # no oracle in this study
+    methods["ppo"] = scores(0.53, 0.475, 0.515)  # +3.0, +2.5, +2.5 over prior
+    data["comparisons"] = learning.comparisons(methods)
+    assert learning.report(data).count(": met") == 2
 
 
 def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monkeypatch):
@@ -56,24 +82,10 @@ def test_study_modules_document_their_command(module):
     assert f"python -m {module.__name__}" in module.__doc__
 
 
-def test_learning_report_lists_the_main_study_then_side_studies(tmp_path, monkeypatch):
-    monkeypatch.setattr(learning, "DOCS", tmp_path)
-    machine = {"cuda_device": None, "cpu": "CPU X", "cores": 2}
-    study = {"machine": machine, "preset": "cpu", "seeds": [0, 1], "inner_steps": 120, "search_cost_runs": 8,
-             "best_fixed_search_cost_runs": 4, "variants": {"ppo": {"agent": "ppo"}},
-             "methods": {"ppo": scores(0.52, 0.46), "best_fixed": scores(0.50, 0.45)}}
-    (tmp_path / "learning.json").write_text(json.dumps(study))
-    side = {**study, "env": {"steps_per_round": 50}, "inner_steps": 300,
-            "machine": {**machine, "cuda_device": "Card Y"}}
-    (tmp_path / "learning_long.json").write_text(json.dumps(side))
-    text = learning.report()
-    assert "**+1.50** mean-F1 points" in text and ": met." in text  # (2.0 + 1.0) / 2
-    assert text.index("learning_methods.png") < text.index("Side study `learning_long.json`")
-    assert "`steps_per_round=50`" in text and "Card Y" in text and "300 inner steps" in text
-
-
 @pytest.mark.parametrize("argv, message", [(["--env", "foo=1"], "unknown env option(s): foo"),
-                                           (["--preset", "nope"], "unknown preset 'nope'")])
+                                           (["--preset", "nope"], "unknown preset 'nope'"),
+                                           (["--env", "members=1"], "a population needs at least 2 members"),
+                                           (["--seeds", "1", "1"], "--seeds repeats a seed")])
 def test_learning_study_refuses_bad_options_in_one_line(argv, message, capsys):
     from adaptive_de.errors import run_cli
     assert run_cli(learning.main, argv) == 2

@@ -1,0 +1,228 @@
+"""Population controllers: how each method chooses the members' actions in a ``PopulationEnv`` run.
+
+Every method of a comparison trains the same population (N members x the same steps, the same exploit
+schedule, the same selection split) and differs only in how it acts:
+
+==============  ===================================================================================
+method          actions
+==============  ===================================================================================
+ppo             learned during the run, starting from ``PRIOR`` (``agents.sb3.PPOAgent``)
+prior           drawn from ``PRIOR`` every round, never updated (what PPO starts from: exploit only)
+pbt             PBT over the levels (PBA-style): members start from prior draws; a member that was
+                exploited copies its donor's levels and sampling mode, then explores (each op
+                resampled with p = 0.2, else shifted by -1, 0 or +1)
+best_fixed      a grid of constant candidates, one per member (``GRID``); an exploited member copies
+                its donor's candidate (truncation selection over the grid, no explore)
+none, randaugment, trivialaugment, random, fixed:<levels>   the same for every member
+==============  ===================================================================================
+
+``run_population(agent, env)`` plays one whole run and returns the run's final member (see
+``PopulationEnv.final``); learners learn inside it (their ``learn`` drives the env), the others act
+round by round and ``observe`` the infos (where exploits are reported).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adaptive_de.augment import MAX_LEVEL, OPS
+from agents.base import Agent
+from envs.face_parsing import SAMPLING_MODES
+
+# The prior: a generic face-parsing recipe that knows nothing of the test shift. Moderate geometry
+# (rotation up to 20 deg, 1.26x scale, 10 % shifts), mirrored faces with the left/right swap, mild
+# colour and degradation, no grayscale; uniform sampling. Each op's level is drawn around its centre.
+PRIOR_LEVELS: dict[str, int] = {"rotate": 2, "scale": 2, "translate_x": 2, "translate_y": 2, "shear": 1,
+                                "hflip": 4, "brightness": 2, "contrast": 2, "gamma": 1, "saturation": 1, "hue": 1,
+                                "sharpness": 1, "blur": 1, "noise": 1, "grayscale": 0, "erase": 1}
+PRIOR_MODE = "uniform"
+PRIOR_SHARPNESS = 1.5  # logit drop per level of distance from the centre: P(centre) about 0.65
+
+
+def prior_logits() -> list[np.ndarray]:
+    """Per action dimension (16 ops, then the sampling mode), the prior's logits (log-probabilities)."""
+    dims = []
+    for op in OPS:
+        logits = -PRIOR_SHARPNESS * np.abs(np.arange(MAX_LEVEL + 1) - PRIOR_LEVELS[op])
+        dims.append(logits - np.logaddexp.reduce(logits))
+    mode = np.where(np.array(list(SAMPLING_MODES)) == PRIOR_MODE, 0.0, -PRIOR_SHARPNESS)
+    dims.append(mode - np.logaddexp.reduce(mode))
+    return dims
+
+
+# best_fixed's candidates (levels in OPS order, then the sampling mode's index): no candidate knows the test shift.
+GRID: dict[str, list[int]] = {
+    "geometric": [3, 3, 2, 2, 0, 4] + [0] * 10 + [0],
+    "photometric": [0] * 6 + [3, 3, 1, 2, 2, 0, 2, 2, 0, 0] + [0],
+    "geo+photo": [3, 3, 2, 2, 0, 4, 3, 3, 1, 2, 2, 0, 2, 2, 0, 2] + [0],
+    "all-2": [2] * 16 + [0],
+    "prior": [PRIOR_LEVELS[op] for op in OPS] + [0],
+    "all-1": [1] * 16 + [0],
+    "geo-strong": [4, 3, 3, 3, 1, 4] + [0] * 10 + [0],
+    "all-3": [3] * 16 + [0],
+}
+
+
+class SeededAgent(Agent):
+    """A non-learning controller with its own NumPy generator (saved with the agent, so a resumed run
+    draws what the uninterrupted one would)."""
+
+    def __init__(self, env: Any, *, name: str, seed: int = 0):
+        super().__init__(env, name=name, seed=seed)
+        self.rng = np.random.default_rng(seed)
+        self.num_members = getattr(env, "num_envs", 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.rng.bit_generator.state = state["rng"]
+
+
+class PriorAgent(SeededAgent):
+    """Every member's action drawn from the prior every round; never updated."""
+
+    def __init__(self, env: Any, *, seed: int = 0):
+        super().__init__(env, name="prior", seed=seed)
+        self.probabilities = [np.exp(logits) for logits in prior_logits()]
+
+    def sample(self) -> np.ndarray:
+        return np.array([self.rng.choice(len(p), p=p) for p in self.probabilities], dtype=np.int64)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self._batched(observation, self.sample), None
+
+
+class MemberAgent(SeededAgent):
+    """Keeps one action per member; an exploited member takes its donor's action, then ``explore``s it."""
+
+    def __init__(self, env: Any, *, name: str, seed: int = 0):
+        super().__init__(env, name=name, seed=seed)
+        self.actions = np.stack([self.initial(i) for i in range(self.num_members)])
+
+    def initial(self, member: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def explore(self, action: np.ndarray) -> np.ndarray:
+        return action
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        observation = np.asarray(observation)
+        if observation.ndim == 1:
+            return self.actions[0].copy(), None
+        return self.actions[:len(observation)].copy(), None
+
+    def observe(self, infos: list[dict[str, Any]]) -> None:
+        donors = [info.get("exploited_from") for info in infos]
+        before = self.actions.copy()
+        for member, donor in enumerate(donors):
+            if donor is not None:
+                self.actions[member] = self.explore(before[donor].copy())
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+        return {**super().state_dict(), "actions": torch.from_numpy(self.actions.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.actions = state["actions"].numpy().copy()
+
+
+class PBTAgent(MemberAgent):
+    """PBT over the levels without learning (Population Based Augmentation's exploit and explore)."""
+
+    resample_p = 0.2
+
+    def __init__(self, env: Any, *, seed: int = 0):
+        self.prior = PriorAgent(env, seed=seed)
+        super().__init__(env, name="pbt", seed=seed)
+
+    def initial(self, member: int) -> np.ndarray:
+        return self.prior.sample()
+
+    def explore(self, action: np.ndarray) -> np.ndarray:
+        levels = action[:len(OPS)]
+        resample = self.rng.random(len(OPS)) < self.resample_p
+        shifted = np.clip(levels + self.rng.integers(-1, 2, len(OPS)), 0, MAX_LEVEL)
+        levels = np.where(resample, self.rng.integers(0, MAX_LEVEL + 1, len(OPS)), shifted)
+        mode = self.rng.integers(len(SAMPLING_MODES)) if self.rng.random() < self.resample_p else action[-1]
+        return np.array([*levels, mode], dtype=np.int64)
+
+
+class GridAgent(MemberAgent):
+    """``best_fixed``: member i trains grid candidate i (cycling); exploited members copy the donor's candidate."""
+
+    def __init__(self, env: Any, *, seed: int = 0):
+        super().__init__(env, name="best_fixed", seed=seed)
+
+    def initial(self, member: int) -> np.ndarray:
+        return np.array(list(GRID.values())[member % len(GRID)], dtype=np.int64)
+
+
+def run_population(agent: Agent, env, *, on_round: Callable[[dict[str, Any]], None] | None = None,
+                   checkpoint: Callable[[], None] | None = None, resumed: bool = False) -> dict[str, Any]:
+    """Play the population run in ``env`` to its end with ``agent``; returns ``env.final``.
+
+    A learner learns while it acts (its SB3 ``learn`` drives the env for ``rounds x members`` steps);
+    the others act round by round. ``on_round`` gets ``{"round", "actions", "rewards", "infos"}`` after
+    every round; ``checkpoint()`` is called where agent and env can be saved consistently (after each
+    round; for a learner, after each update). ``resumed``: continue a restored env and agent.
+    """
+    total = env.rounds * env.num_envs
+    if not resumed:
+        env.seed(env.config.seed)  # every method's run starts from the same seeds, learners included
+    if agent.learns:
+        from agents.callbacks import RoundCallback
+        if resumed:  # SB3 continues from _last_obs instead of resetting the env
+            agent.model._last_obs = env.observations()
+            agent.model._last_episode_starts = np.zeros(env.num_envs, dtype=bool)
+        agent.learn(total - (agent.num_timesteps if resumed else 0), callback=RoundCallback(on_round, checkpoint),
+                    reset_num_timesteps=not resumed)
+        return env.final
+    if resumed:
+        observations = env.observations()
+    else:
+        env.set_options(agent.episode_options or {})
+        observations = env.reset()
+    while env.final is None:
+        actions, _ = agent.predict(observations)
+        observations, rewards, _, infos = env.step(actions)
+        agent.observe(infos)
+        agent._timesteps += env.num_envs
+        if on_round is not None:
+            on_round({"round": infos[0]["round"], "actions": actions, "rewards": rewards, "infos": infos})
+        if checkpoint is not None and env.final is None:
+            checkpoint()
+    return env.final
+
+
+def play_method(env, agent: Agent, test, *, on_round: Callable[[dict[str, Any]], None] | None = None,
+                checkpoint: Callable[[], None] | None = None, resumed: bool = False,
+                schedule: list | None = None) -> dict[str, Any]:
+    """One method's whole population run, then its final member scored once on ``test`` (a split set).
+
+    Returns the comparison row: ``test_mean_f1``, ``test_f1``, ``test_fp_rate``, ``wall_seconds``,
+    ``compute_inner_steps`` (every member's steps), ``best_member``, ``selection_reward`` (each member's
+    score on the selection subset) and ``schedule`` (per round, each member's levels and sampling mode;
+    levels ``None`` under a policy override). ``schedule``: the rounds a resumed run already played.
+    """
+    import time
+
+    schedule = [] if schedule is None else schedule
+    start = time.perf_counter()
+
+    def record(round_: dict[str, Any]) -> None:
+        schedule.append({"levels": [info["levels"] for info in round_["infos"]],
+                         "sampler": [info["sampler"] for info in round_["infos"]]})
+        if on_round is not None:
+            on_round(round_)
+
+    final = run_population(agent, env, on_round=record, checkpoint=checkpoint, resumed=resumed)
+    wall = time.perf_counter() - start
+    scores = env.evaluate_final(test)
+    return {"test_mean_f1": scores["mean_f1"], "test_f1": scores["f1"], "test_fp_rate": scores["fp_rate"],
+            "wall_seconds": wall, "compute_inner_steps": env.compute_inner_steps, "best_member": final["best"],
+            "selection_reward": final["selection"], "schedule": schedule}

@@ -1,0 +1,305 @@
+"""``PopulationEnv``: N inner trainers trained side by side as one SB3 ``VecEnv``; the agent learns during the run.
+
+One *episode* is one whole population training run; one *step* trains every member one round
+(``steps_per_round`` inner steps) with its own action, then scores every member on the reward subset
+of val (its first ``val_subset`` images). So ``rounds x members`` agent samples come out of one run,
+and the run's compute is also what produces the final model (OHL-AutoAugment, Lin et al. 2019;
+Population Based Augmentation, Ho et al. 2019).
+
+**Members.** Every member starts from the same model (the cached CE-pretrained warm-up, or the seeded
+initialisation), with a fresh optimiser. All members of a round draw the same batch indices under the
+same sampling mode (common random numbers: the round's sampler seed is shared), so differences
+between members come from their actions. Augmentation draws and dropout have a stream per member.
+
+**Action, observation** per member: as ``FaceParsingAugmentEnv``'s (16 levels and a sampling mode;
+progress, loss, val-subset scores, last action). ``reset`` options ``{"policy": SPEC}`` train the whole
+run with that policy object for every member (RandAugment, TrivialAugment, none).
+
+**Reward** (group-relative): member i's improvement of the reward-subset value V over the round, minus
+the population's mean improvement, in points (x100). Members are compared within the round they
+share, so the learning-rate schedule and the round's batches cancel out.
+
+**Exploit** (PBT truncation selection): after every ``exploit_every``-th round but the last, the
+``exploit_fraction`` worst members (at least one) take the model, optimiser and sampler state of
+the best ones; ``info["exploited_from"]`` names the donor (``None`` otherwise), so a controller that
+keeps per-member hyper-parameters (PBT) can copy and perturb them. Members keep their RNG streams.
+
+**End of the run.** After the last round every member is scored on the *selection* subset (the val
+images after the reward subset, disjoint from it); the best one is the run's result:
+``final`` holds its index, every member's selection score and its trainer state. The next step (or
+``reset``) starts a new run from the start state; ``final`` survives until then.
+
+``state_dict``/``load_state_dict`` capture every member (model, optimiser, sampler, RNGs) and the
+run's counters, so a run restored at a round boundary continues bit-identically on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from adaptive_de.augment import MAX_LEVEL, OPS, LevelPolicy, Policy, make_policy
+from adaptive_de.errors import UserError
+from adaptive_de.presets import EnvConfig
+from adaptive_de.rewards import get_reward
+from adaptive_de.trainer import InnerTrainer, NonFiniteLossError
+from envs.face_parsing import (
+    LEVEL_P,
+    SAMPLING_MODES,
+    build_trainer,
+    isolated_rng,
+    observation,
+    score_info,
+    val_slice,
+)
+
+POINTS = 100.0  # rewards in points of the reward's value (x100), readable beside F1 in %
+
+
+def check_population(config: EnvConfig, val_size: int | None = None) -> None:
+    """Raise UserError for sizes a population run cannot use (before any training)."""
+    if config.members < 2:
+        raise UserError(f"a population needs at least 2 members, got members={config.members}")
+    if not 1 <= config.exploit_every <= config.rounds:
+        raise UserError(f"exploit_every={config.exploit_every} must be between 1 and the run's rounds "
+                        f"({config.rounds})")
+    if config.rounds % config.exploit_every:
+        raise UserError(f"exploit_every={config.exploit_every} does not divide rounds={config.rounds}")
+    if not 0 < config.exploit_fraction <= 0.5:
+        raise UserError(f"exploit_fraction must be in (0, 0.5], got {config.exploit_fraction}")
+    if val_size is not None and val_size <= config.val_subset:
+        raise UserError(f"the val split has {val_size} images: none is left for selection after the "
+                        f"{config.val_subset}-image reward subset (val_subset)")
+
+
+class PopulationEnv(VecEnv):
+    """A population of inner trainers as one ``VecEnv`` (see the module docstring).
+
+    Args:
+        preset: env preset (``adaptive_de.presets.PRESETS``) giving the sizes.
+        progress: show a progress bar while pre-training a missing warm-up checkpoint.
+        **options: any ``EnvConfig`` field over the preset (members, exploit_every, exploit_fraction,
+            rounds, steps_per_round, val_subset, data, inner_loss, reward, seed, device, ...).
+    """
+
+    render_mode = None
+
+    def __init__(self, preset: str = "cpu", *, progress: bool = False, **options: Any):
+        self.config = c = EnvConfig.from_preset(preset, **options)
+        check_population(c)
+        first = build_trainer(c, progress=progress)
+        check_population(c, len(first.data["val"]))
+        self.trainers: list[InnerTrainer] = [first] + [build_trainer(c, data=first.data) for _ in range(c.members - 1)]
+        self._start_state = copy.deepcopy(first.state_dict())
+        for trainer in self.trainers[1:]:
+            trainer.load_state_dict(self._start_state)
+        self.scheme = first.scheme
+        self.class_names: tuple[str, ...] = self.scheme.classes
+        self.rounds = c.rounds
+        self.reward_fn = get_reward(c.reward, **c.reward_kw)
+        val = first.data["val"]
+        self.reward_set = val_slice(val, 0, c.val_subset)
+        self.selection_set = val_slice(val, c.val_subset, None)
+        observation_space = spaces.Box(0.0, 1.0, shape=(4 + self.scheme.num_classes + len(OPS) + 1,), dtype=np.float32)
+        action_space = spaces.MultiDiscrete([MAX_LEVEL + 1] * len(OPS) + [len(SAMPLING_MODES)])
+        super().__init__(c.members, observation_space, action_space)
+        with isolated_rng(first.device):
+            self._start_scores = first.evaluate(self.reward_set, reward_fn=self.reward_fn)
+        self.final: dict[str, Any] | None = None
+        self._actions: np.ndarray | None = None
+        self._override_spec: str | None = None
+        self._start_run(self.config.seed)
+
+    @property
+    def member_steps(self) -> int:
+        """Inner training steps of one member's whole run."""
+        return self.config.episode_steps
+
+    @property
+    def compute_inner_steps(self) -> int:
+        """Inner training steps of one whole run, every member counted (selection is compute too)."""
+        return self.config.members * self.member_steps
+
+    # ------------------------------------------------------------------ runs
+    def _start_run(self, seed: int) -> None:
+        """Every member back to the start state; per-member augmentation streams from ``seed``."""
+        self._run_seed = int(seed)
+        for i, trainer in enumerate(self.trainers):
+            with isolated_rng(trainer.device):
+                trainer.load_state_dict(self._start_state)
+            trainer.generator.manual_seed(_mix(self._run_seed, 1, i))
+        self._round = 0
+        self._scores = [self._start_scores] * self.num_envs
+        self._values = [self._start_scores["reward"]] * self.num_envs
+        self._last_actions = np.zeros((self.num_envs, len(OPS) + 1), dtype=np.int64)
+        self._last_losses = [0.0] * self.num_envs
+        self._needs_reset = False
+
+    def reset(self) -> np.ndarray:
+        """Start a new run (seed: the last ``seed()`` call's, else the config's); options as in the docstring."""
+        seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else self.config.seed
+        options = self._options[0] if self._options else {}
+        unknown = set(options or {}) - {"policy"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'policy'")
+        self._override_spec = (options or {}).get("policy")
+        self._reset_seeds()
+        self._reset_options()
+        self.final = None
+        self._start_run(seed)
+        return self._observations()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs, -1)
+        for action in actions:
+            if not self.action_space.contains(action):
+                raise ValueError(f"action {action.tolist()} is not in {self.action_space}")
+        self._actions = actions
+
+    def step_wait(self):
+        if self._needs_reset:  # the previous run ended: its final member stays readable until now
+            self.final = None
+            self._start_run(self._run_seed + 1)
+        actions, self._actions = self._actions, None
+        self._round += 1
+        previous = list(self._values)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for i, (trainer, action) in enumerate(zip(self.trainers, actions, strict=True)):
+            policy, levels = self._member_policy(action)
+            mode = list(SAMPLING_MODES)[int(action[-1])]
+            trainer.sampler.set_coefficients(SAMPLING_MODES[mode])
+            # Common random numbers: the round's batch indices are the same for every member of a mode.
+            trainer.sample_generator.manual_seed(_mix(self._run_seed, 2, self._round))
+            try:
+                with isolated_rng(trainer.device):
+                    torch.manual_seed(_mix(self._run_seed, 3, self._round, i))  # dropout
+                    stats = trainer.train_round(policy, steps=self.config.steps_per_round)
+            except NonFiniteLossError as e:  # the member keeps its model; its round scores as no improvement
+                stats = {"loss": math.nan, "reward": math.nan, "lr": math.nan}
+                infos[i]["error"] = str(e)
+            self._last_actions[i] = action
+            self._last_losses[i] = stats["loss"] if math.isfinite(stats["loss"]) else 0.0
+            with isolated_rng(trainer.device):
+                self._scores[i] = trainer.evaluate(self.reward_set, reward_fn=self.reward_fn)
+            self._values[i] = self._scores[i]["reward"]
+            infos[i].update(levels=levels, sampler=mode, train_loss=stats["loss"], train_reward=stats["reward"],
+                            lr=stats["lr"], inner_step=trainer.step, nonfinite=bool(infos[i].get("error")))
+        gains = np.array(self._values) - np.array(previous)
+        rewards = (POINTS * (gains - gains.mean())).astype(np.float32)
+        donors: list[int | None] = [None] * self.num_envs
+        done = self._round >= self.rounds
+        if not done and self._round % self.config.exploit_every == 0:
+            donors = self._exploit()
+        for i, info in enumerate(infos):
+            info.update(round=self._round, member=i, exploited_from=donors[i], **score_info(self._scores[i]))
+        observations = self._observations()
+        if done:
+            self._finish()
+            for i, info in enumerate(infos):
+                info.update(terminal_observation=observations[i], selection_reward=self.final["selection"][i],
+                            best_member=self.final["best"])
+            observations = self._start_observations()
+            self._needs_reset = True
+        return observations, rewards, np.full(self.num_envs, done), infos
+
+    def _member_policy(self, action: np.ndarray) -> tuple[Policy, list[int] | None]:
+        if self._override_spec is not None:
+            return make_policy(self._override_spec, self.scheme), None
+        levels = [int(v) for v in action[:len(OPS)]]
+        return LevelPolicy(levels, p=LEVEL_P, scheme=self.scheme), levels
+
+    def _exploit(self) -> list[int | None]:
+        """The worst members take the best members' model, optimiser and sampler state (not their RNGs)."""
+        n = max(1, int(self.config.exploit_fraction * self.num_envs))
+        order = sorted(range(self.num_envs), key=lambda i: (self._values[i], -i))  # worst first; ties: later first
+        donors: list[int | None] = [None] * self.num_envs
+        for loser, winner in zip(order[:n], reversed(order[-n:]), strict=True):
+            self.trainers[loser].model.load_state_dict(self.trainers[winner].model.state_dict())
+            self.trainers[loser].optimizer.load_state_dict(self.trainers[winner].optimizer.state_dict())
+            self.trainers[loser].sampler.load_state_dict(copy.deepcopy(self.trainers[winner].sampler.state_dict()))
+            self._values[loser], self._scores[loser] = self._values[winner], self._scores[winner]
+            donors[loser] = winner
+        return donors
+
+    def _finish(self) -> None:
+        """Score every member on the selection subset; the best is the run's final model."""
+        selection = []
+        for trainer in self.trainers:
+            with isolated_rng(trainer.device):
+                selection.append(trainer.evaluate(self.selection_set, reward_fn=self.reward_fn)["reward"])
+        best = int(np.argmax(selection))
+        self.final = {"best": best, "selection": selection, "state": copy.deepcopy(self.trainers[best].state_dict())}
+
+    def evaluate_final(self, split: str | Any = "test") -> dict[str, Any]:
+        """The final (best) member's scores on a split (``trainer.evaluate``), once the run has ended."""
+        if self.final is None:
+            raise RuntimeError("no finished run: the population's last round has not been played")
+        best = self.trainers[self.final["best"]]
+        with isolated_rng(best.device):
+            return best.evaluate(split)
+
+    # ------------------------------------------------------------------ observations
+    def _observations(self) -> np.ndarray:
+        return np.stack([observation(self._scores[i], self._round / self.rounds, self._last_losses[i],
+                                     self._last_actions[i]) for i in range(self.num_envs)])
+
+    def _start_observations(self) -> np.ndarray:
+        zeros = np.zeros(len(OPS) + 1, dtype=np.int64)
+        return np.stack([observation(self._start_scores, 0.0, 0.0, zeros)] * self.num_envs)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Every member's trainer state and the run's counters (tensors and plain data: weights-only loadable).
+        Like ``nn.Module.state_dict``, the tensors are the live ones: save or copy them before training on."""
+        return {"members": [t.state_dict() for t in self.trainers], "round": self._round, "run_seed": self._run_seed,
+                "values": list(self._values), "scores": copy.deepcopy(self._scores),
+                "last_actions": torch.from_numpy(self._last_actions.copy()), "last_losses": list(self._last_losses),
+                "override": self._override_spec, "needs_reset": self._needs_reset}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["members"]) != self.num_envs:
+            raise ValueError(f"the state has {len(state['members'])} members, this population {self.num_envs}")
+        for trainer, member in zip(self.trainers, state["members"], strict=True):
+            with isolated_rng(trainer.device):
+                trainer.load_state_dict(member)
+        self._round, self._run_seed = int(state["round"]), int(state["run_seed"])
+        self._values, self._scores = list(state["values"]), copy.deepcopy(state["scores"])
+        self._last_actions = state["last_actions"].numpy().copy()
+        self._last_losses = list(state["last_losses"])
+        self._override_spec, self._needs_reset = state["override"], bool(state["needs_reset"])
+
+    def observations(self) -> np.ndarray:
+        """The members' current observations (what a restored run's agent continues from)."""
+        return self._observations()
+
+    # ------------------------------------------------------------------ VecEnv plumbing
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list[Any]:
+        return [getattr(self, method_name)(*args, **kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        return [indices] if isinstance(indices, int) else list(indices)
+
+
+def _mix(*values: int) -> int:
+    """A seed from several integers (run seed, stream, round, member) that no other combination shares."""
+    return int(np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0])
