@@ -14,6 +14,7 @@ REINFORCE at ``tune_lr_factor`` times the learning rate (Pinto et al. tune from 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -247,7 +248,7 @@ class InnerTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # else it keeps the given tensors
         self.sampler.load_state_dict(state["sampler"])
         rng = state["rng"]
         self.sample_generator.set_state(rng["sample"])

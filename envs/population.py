@@ -221,7 +221,9 @@ class PopulationEnv(VecEnv):
         donors: list[int | None] = [None] * self.num_envs
         for loser, winner in zip(order[:n], reversed(order[-n:]), strict=True):
             self.trainers[loser].model.load_state_dict(self.trainers[winner].model.state_dict())
-            self.trainers[loser].optimizer.load_state_dict(self.trainers[winner].optimizer.state_dict())
+            # Optimizer.load_state_dict keeps the given tensors (same device and dtype): copy them, or the two
+            # members would share, and both update in place, one set of Adam moments.
+            self.trainers[loser].optimizer.load_state_dict(copy.deepcopy(self.trainers[winner].optimizer.state_dict()))
             self.trainers[loser].sampler.load_state_dict(copy.deepcopy(self.trainers[winner].sampler.state_dict()))
             self._values[loser], self._scores[loser] = self._values[winner], self._scores[winner]
             donors[loser] = winner

@@ -81,6 +81,10 @@ def test_exploit_copies_the_best_members_weights_to_the_worst(env):
     for key, value in env.trainers[winner].model.state_dict().items():
         assert torch.equal(value, env.trainers[loser].model.state_dict()[key])
     assert infos[loser]["val_reward"] == infos[winner]["val_reward"]
+    moments = [{id(p): s["exp_avg"] for p, s in env.trainers[i].optimizer.state.items()} for i in (loser, winner)]
+    assert all(torch.equal(a, b) for a, b in zip(moments[0].values(), moments[1].values(), strict=True))
+    pointers = [{t.data_ptr() for t in m.values()} for m in moments]
+    assert not pointers[0] & pointers[1]  # copied, not shared: each member updates its own Adam moments
     # members keep their own augmentation streams
     assert not torch.equal(env.trainers[loser].generator.get_state(), env.trainers[winner].generator.get_state())
 
