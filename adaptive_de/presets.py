@@ -31,7 +31,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import LOSSES
+from .config import LOSSES, TrainConfig
 from .errors import UserError
 
 STARTS = ("pretrained", "scratch")
@@ -40,20 +40,23 @@ REWARD_MODES = ("delta", "absolute", "final")
 
 @dataclass
 class EnvConfig:
-    """One ``FaceParsingAugmentEnv`` task. Sizes default to the ``cpu`` preset."""
+    """One env task: a population run (``envs.PopulationEnv``) or a single trainer's episodes. Sizes default to
+    the ``cpu`` preset. The inner trainer's own config is derived in one place, ``train_config()``; the fields
+    both configs share take ``TrainConfig``'s defaults, except where the env deliberately differs (the tuning's
+    learning rate and CE weight, below)."""
 
-    preset: str = "cpu"  # the preset the sizes came from (recorded, not re-applied)
-    model: str = "tiny"  # model preset (adaptive_de.models.PRESETS)
-    data: str = "synth"  # data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR
+    preset: str = "cpu"  # the size preset the fields came from (recorded, not re-applied)
+    model: str = TrainConfig.preset  # model preset (adaptive_de.models.PRESETS): TrainConfig.preset
+    data: str = TrainConfig.data  # data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR
     image_size: int | None = None  # None: the model preset's size
-    batch_size: int = 32
-    lr: float = 2e-3  # inner learning rate (the CE pre-training's; REINFORCE tuning uses lr * tune_lr_factor)
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr  # inner learning rate (the warm-up's; REINFORCE tuning uses lr * tune_lr_factor)
     # Tuning keeps CE and adds the reward term at the full learning rate: the reward-tuning study found
     # Pinto-style pure REINFORCE at 0.1 x lr inert (every augmentation policy then yields the start model).
     tune_lr_factor: float = 1.0
     ce_weight: float = 1.0  # cross-entropy mixed into the REINFORCE tuning loss
-    num_samples: int = 4  # REINFORCE samples per image
-    eval_batch_size: int = 250
+    num_samples: int = TrainConfig.num_samples  # REINFORCE samples per image
+    eval_batch_size: int = TrainConfig.eval_batch_size
     pretrain_steps: int = 600  # CE steps of the cached start model (start="pretrained")
     rounds: int = 6  # agent steps per episode
     steps_per_round: int = 32  # inner training steps per agent step
@@ -70,8 +73,8 @@ class EnvConfig:
     start: str = "pretrained"  # pretrained | scratch
     reward_mode: str = "delta"  # delta | absolute | final
     nonfinite_penalty: float = -1.0  # reward of a round whose training loss became NaN/inf (ends the episode)
-    device: str = "auto"
-    seed: int = 0  # model initialisation, pre-training, and the default episode RNG
+    device: str = TrainConfig.device
+    seed: int = TrainConfig.seed  # model initialisation, the warm-up, and the default run/episode RNG
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -87,6 +90,17 @@ class EnvConfig:
     @property
     def episode_steps(self) -> int:
         return self.rounds * self.steps_per_round
+
+    def train_config(self) -> TrainConfig:
+        """The inner trainer's config. From the warm-up, ``ce_then_reinforce`` tunes from the first step (the CE
+        phase is the warm-up); from scratch it runs the trainer's usual CE-then-REINFORCE schedule."""
+        reward, reward_kw = self.resolved_inner_reward()
+        tune_from = 0.0 if self.start == "pretrained" else TrainConfig.tune_from
+        return TrainConfig(preset=self.model, data=self.data, image_size=self.image_size, batch_size=self.batch_size,
+                           steps=self.episode_steps, lr=self.lr, loss=self.inner_loss, tune_from=tune_from,
+                           tune_lr_factor=self.tune_lr_factor, ce_weight=self.ce_weight, reward=reward,
+                           reward_kw=reward_kw, num_samples=self.num_samples, seed=self.seed, device=self.device,
+                           eval_batch_size=self.eval_batch_size)
 
     def resolved_inner_reward(self) -> tuple[str, dict[str, Any]]:
         """The REINFORCE reward spec and its parameters (the env reward's unless set separately)."""

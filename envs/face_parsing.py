@@ -73,7 +73,6 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 
 from adaptive_de.augment import MAX_LEVEL, OPS, LevelPolicy, Policy, make_policy
-from adaptive_de.config import TrainConfig
 from adaptive_de.data import FaceParsingSet, load
 from adaptive_de.data.draw import grid, overlay, preview_grid, upscale
 from adaptive_de.device import pick_device
@@ -274,14 +273,7 @@ def build_trainer(config: EnvConfig, *, progress: bool = False, data: dict[str, 
     """The inner trainer of an env config, at its start (the cached CE-pretrained model, or the seeded init),
     without touching the caller's global torch RNG. ``data`` shares another trainer's splits (a population)."""
     c = config
-    reward, reward_kw = c.resolved_inner_reward()
-    # From a pretrained start the CE phase of ce_then_reinforce is the pre-training: the episode is the tuning.
-    tune_from = 0.0 if c.start == "pretrained" else TrainConfig.tune_from
-    train_config = TrainConfig(preset=c.model, data=c.data, image_size=c.image_size, batch_size=c.batch_size,
-                               steps=c.episode_steps, lr=c.lr, loss=c.inner_loss, tune_from=tune_from,
-                               tune_lr_factor=c.tune_lr_factor, ce_weight=c.ce_weight, reward=reward,
-                               reward_kw=reward_kw, num_samples=c.num_samples, seed=c.seed, device=c.device,
-                               eval_batch_size=c.eval_batch_size)
+    train_config = c.train_config()
     with isolated_rng(pick_device(c.device)):
         trainer = InnerTrainer(train_config, data=data, splits=("train", "val"))
         if c.start == "pretrained":
