@@ -49,6 +49,5 @@ class RoundCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.on_round_fn is not None:
             infos = self.locals["infos"]
-            self.on_round_fn({"round": infos[0]["round"], "actions": self.locals["clipped_actions"],
-                              "rewards": self.locals["rewards"], "infos": infos})
+            self.on_round_fn({"round": infos[0]["round"], "rewards": self.locals["rewards"], "infos": infos})
         return True

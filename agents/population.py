@@ -167,8 +167,8 @@ def run_population(agent: Agent, env, *, on_round: Callable[[dict[str, Any]], No
     """Play the population run in ``env`` to its end with ``agent``; returns ``env.final``.
 
     A learner learns while it acts (its SB3 ``learn`` drives the env for ``rounds x members`` steps);
-    the others act round by round. ``on_round`` gets ``{"round", "actions", "rewards", "infos"}`` after
-    every round; ``checkpoint()`` is called where agent and env can be saved consistently (after each
+    the others act round by round. ``on_round`` gets ``{"round", "rewards", "infos"}`` after
+    every round (the applied levels and sampling modes are in the infos); ``checkpoint()`` is called where agent and env can be saved consistently (after each
     round; for a learner, after each update). ``resumed``: continue a restored env and agent.
     """
     total = env.rounds * env.num_envs
@@ -193,7 +193,7 @@ def run_population(agent: Agent, env, *, on_round: Callable[[dict[str, Any]], No
         agent.observe(infos)
         agent._timesteps += env.num_envs
         if on_round is not None:
-            on_round({"round": infos[0]["round"], "actions": actions, "rewards": rewards, "infos": infos})
+            on_round({"round": infos[0]["round"], "rewards": rewards, "infos": infos})
         if checkpoint is not None and env.final is None:
             checkpoint()
     return env.final

@@ -100,8 +100,11 @@ def test_ppo_starts_at_the_prior_and_moves_from_it_within_one_run(env):
 @pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
 def test_learner_learns_in_a_run_saves_and_loads(env, tmp_path, name):
     agent = make_agent(name, env, seed=0)
-    run_population(agent, env)
+    rounds = []
+    run_population(agent, env, on_round=rounds.append)
     assert agent.num_timesteps == env.rounds * env.num_envs and env.final is not None
+    assert [r["round"] for r in rounds] == list(range(1, env.rounds + 1))
+    assert all(len(r["rewards"]) == len(r["infos"]) == env.num_envs for r in rounds)
     agent.save(tmp_path / "agent.pt")
     state = torch.load(tmp_path / "agent.pt", weights_only=True)
     assert state["agent"] == name and state["num_timesteps"] == agent.num_timesteps
