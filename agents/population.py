@@ -167,9 +167,10 @@ def run_population(agent: Agent, env, *, on_round: Callable[[dict[str, Any]], No
     """Play the population run in ``env`` to its end with ``agent``; returns ``env.final``.
 
     A learner learns while it acts (its SB3 ``learn`` drives the env for ``rounds x members`` steps);
-    the others act round by round. ``on_round`` gets ``{"round", "rewards", "infos"}`` after
-    every round (the applied levels and sampling modes are in the infos); ``checkpoint()`` is called where agent and env can be saved consistently (after each
-    round; for a learner, after each update). ``resumed``: continue a restored env and agent.
+    the others act round by round. ``on_round`` gets ``{"round", "rewards", "infos"}`` after every
+    round (the infos hold the applied levels and sampling modes); ``checkpoint()`` is called where
+    agent and env can be saved consistently (after each round; for a learner, after each update).
+    ``resumed``: continue a restored env and agent.
     """
     total = env.rounds * env.num_envs
     if not resumed:
