@@ -14,7 +14,7 @@ of val selects the final member):
 preset  model      data                             batch  pretrain  members  rounds    val subset
 ======  =========  ===============================  =====  ========  =======  ========  ==========
 smoke   tiny       synth:train=200,val=50,test=50       8        20        2  4 x 4             16
-cpu     tiny       synth (64 px)                       32       600        4  6 x 32           200
+cpu     tiny       synth (64 px)                       32       600        4  6 x 20           200
 gpu     small      synth:train=10000 (64 px)          128      3000        8  10 x 100          250
 paper   vit-p12s8  synth (rendered at 112 px)          64      5000        8  10 x 200          250
 ======  =========  ===============================  =====  ========  =======  ========  ==========
@@ -59,7 +59,7 @@ class EnvConfig:
     eval_batch_size: int = TrainConfig.eval_batch_size
     pretrain_steps: int = 600  # CE steps of the cached start model (start="pretrained")
     rounds: int = 6  # agent steps per episode
-    steps_per_round: int = 32  # inner training steps per agent step
+    steps_per_round: int = 20  # inner training steps per agent step
     val_subset: int = 200  # the first N val images score every round (the reward subset)
     # The population run (envs.PopulationEnv): members trained side by side, and PBT's truncation selection.
     members: int = 4  # inner trainers in the population (the VecEnv's num_envs)

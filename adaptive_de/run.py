@@ -1,6 +1,6 @@
 """One population run per method: the agent learns while the population trains, then the comparison.
 
-    python -m adaptive_de.run --agent ppo                         # cpu preset, about 13 minutes on 2 cores
+    python -m adaptive_de.run --agent ppo                         # cpu preset: within 15 minutes on 2 cores
     python -m adaptive_de.run --agent ppo --preset smoke --compare prior,none
     python -m adaptive_de.run --agent ppo --env members=8 rounds=10 --reward-kw w=0.5
     python -m adaptive_de.run --resume runs/ppo-cpu-20250101-120000
