@@ -18,10 +18,13 @@ Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate
 ``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
 gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels}.png``, or with
 ``--tag T`` a side study's ``OUT/learning_T.json``; with ``--out docs`` also the RESULTS.md section.
-``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``.
+``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
+re-renders the plots and the section from ``OUT/learning.json``; ``--thread-check`` reruns one
+method at 2 torch threads (the study runs 1 per worker) into ``OUT/learning_noise.json``.
 """
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import sys
@@ -104,10 +107,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", default=None, help="folder of the results and plots (default docs)")
     parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study")
+    parser.add_argument("--report", action="store_true",
+                        help="only re-render the plots and RESULTS section from OUT/learning.json (no training)")
+    parser.add_argument("--thread-check", action="store_true",
+                        help="only rerun `prior` on the study's first seed with 2 torch threads and compare it with "
+                             "the study's single-thread figure: OUT/learning_noise.json")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
     preset, seeds = ("smoke", [0]) if args.quick else (args.preset, args.seeds)
     out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
+    if args.report or args.thread_check:
+        return rerender(out) if args.report else thread_check(out)
     env = parse_kv(args.env)
     config = EnvConfig.from_preset(preset, **env)
     from envs.population import check_population
@@ -141,7 +151,42 @@ def main(argv: list[str] | None = None) -> None:
         plot_levels(schedules.get("ppo"), out)
     print(table(data))
     if out == DOCS and not args.tag:
-        update_results_section(SECTION, report(data))
+        update_results_section(SECTION, report(data, read_noise(out)))
+
+
+def read_study(out: Path) -> dict[str, Any]:
+    path = out / "learning.json"
+    if not path.exists():
+        raise UserError(f"{path} does not exist: run the study first")
+    return json.loads(path.read_text())
+
+
+def read_noise(out: Path) -> dict[str, Any] | None:
+    path = out / "learning_noise.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rerender(out: Path) -> None:
+    data = read_study(out)
+    plot_methods(data, out)
+    plot_levels(data["schedules"].get("ppo"), out)
+    print(table(data))
+    if out == DOCS:
+        update_results_section(SECTION, report(data, read_noise(out)))
+
+
+def thread_check(out: Path) -> None:
+    """The same run at 2 torch threads instead of the study's 1: the part of the noise that is not the seed."""
+    import torch
+
+    data = read_study(out)
+    seed = data["seeds"][0]
+    torch.set_num_threads(2)
+    row = method_task(data["preset"], data["env"], "prior", seed)["row"]
+    single = data["methods"]["prior"]["test_mean_f1"][0]
+    write_json("learning_noise.json", {"method": "prior", "seed": seed, "test_mean_f1_1_thread": single,
+                                       "test_mean_f1_2_threads": row["test_mean_f1"],
+                                       "difference_points": 100 * (row["test_mean_f1"] - single)}, folder=out)
 
 
 def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +233,26 @@ def verdict(gap: dict[str, Any] | None, target: float) -> str:
     return f"**{fmt_gap(gap)}**: {'met' if met else 'NOT met'}"
 
 
-def report(data: dict[str, Any]) -> str:
+def noise_floor(data: dict[str, Any], noise: dict[str, Any] | None) -> str:
+    """How large a gap the study can resolve: the seeds' spread, the paired gaps' spread, the threads check."""
+    methods = data["methods"]
+    spread = statistics.fmean(statistics.stdev(m["test_mean_f1"]) * 100 for m in methods.values())
+    gap = data["comparisons"].get("ppo_vs_best_non_learning")
+    text = (f"Noise floor: a method's test mean F1 spreads by {spread:.1f} points (std over seeds, mean over methods): "
+            "seeds differ in their warm-up, so methods are compared paired by seed.")
+    if gap is not None and gap["ci95"] is not None:
+        half = (gap["ci95"][1] - gap["ci95"][0]) / 2
+        text += (f" The paired ppo gaps spread by {statistics.stdev(gap['gaps']):.2f} points, so with "
+                 f"{len(gap['gaps'])} seeds the 95% interval's half-width is {half:.2f} points: a gap smaller than "
+                 "that is not resolved.")
+    if noise is not None:
+        text += (f" The same run (`{noise['method']}`, seed {noise['seed']}) at 2 torch threads instead of 1 differs "
+                 f"by {noise['difference_points']:+.3f} points; a rerun at the same thread count is bit-identical "
+                 "on CPU (tests/test_run.py resumes a killed run to the same numbers).")
+    return text
+
+
+def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
     """The RESULTS.md section."""
     c, s = data["comparisons"], data["sizes"]
     machine = data["machine"]
@@ -204,7 +268,8 @@ def report(data: dict[str, Any]) -> str:
             f"- `ppo` vs the best non-learning method `{c.get('best_non_learning')}` (target >= +1, interval above 0): "
             f"{verdict(c.get('ppo_vs_best_non_learning'), 1)}\n"
             f"- `ppo` vs its frozen prior `prior` (target >= +1): {verdict(c.get('ppo_vs_prior'), 1)}\n\n"
-            "![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
+            + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
+            "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
 
 
 def plot_methods(data: dict[str, Any], out: Path) -> None:

@@ -91,3 +91,34 @@ def test_learning_study_refuses_bad_options_in_one_line(argv, message, capsys):
     assert run_cli(learning.main, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+def study_data(tmp_path):
+    machine = {"cuda_device": None, "cpu": "CPU X", "cores": 2}
+    sizes = {"members": 2, "rounds": 2, "steps_per_round": 4, "exploit_every": 1, "warmup_steps": 20,
+             "reward_subset": 16}
+    methods = {"ppo": scores(0.52, 0.46, 0.50), "best_fixed": scores(0.50, 0.45, 0.49), "oracle": scores(.6, .5, .55)}
+    levels = {"levels": [[1] * 16, [2] * 16], "sampler": ["uniform", "uniform"]}
+    data = {"machine": machine, "preset": "smoke", "env": {}, "seeds": [0, 1, 2], "sizes": sizes, "wall_seconds": 60,
+            "methods": methods, "comparisons": learning.comparisons(methods),
+            "schedules": {"ppo": [[levels, levels]] * 3}}
+    (tmp_path / "learning.json").write_text(json.dumps(data))
+    return data
+
+
+def test_noise_floor_states_the_resolvable_gap_and_the_thread_check(tmp_path):
+    data = study_data(tmp_path)
+    gap = data["comparisons"]["ppo_vs_best_non_learning"]  # +2.0, +1.0, +1.0
+    half = learning.T975[2] * np.std(gap["gaps"], ddof=1) / math.sqrt(3)
+    noise = {"method": "prior", "seed": 0, "difference_points": 0.0}
+    text = learning.report(data, noise)
+    assert f"half-width is {half:.2f} points" in text and "at 2 torch threads instead of 1 differs by +0.000" in text
+
+
+def test_report_flag_rerenders_without_training(tmp_path, capsys):
+    study_data(tmp_path)
+    learning.main(["--report", "--out", str(tmp_path)])
+    assert (tmp_path / "learning_methods.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "learning_levels.png").exists() and "| ppo |" in capsys.readouterr().out
+    from adaptive_de.errors import run_cli
+    assert run_cli(learning.main, ["--report", "--out", str(tmp_path / "empty")]) == 2
