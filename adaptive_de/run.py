@@ -54,6 +54,7 @@ from agents import Agent, agent_class, make_agent
 from agents.callbacks import tensorboard_logger
 from agents.population import play_method
 from envs import SAMPLING_MODES, PopulationEnv
+from envs.face_parsing import prediction_grid
 from envs.population import check_population
 
 from .augment import OPS
@@ -316,7 +317,9 @@ def run_methods(config: RunConfig, run_dir: Path, env: PopulationEnv, test, chec
 
             rows[spec] = play_method(env, agent, test, on_round=on_round, checkpoint=save, resumed=resumed,
                                      schedule=schedule)
-        writer.add_image("final/predictions", prediction_grid(env), 0)
+        selection = env.selection_set
+        writer.add_image("final/predictions", prediction_grid(env.trainers[env.final["best"]], selection.images[:4],
+                                                              selection.labels[:4], env.scheme), 0)
         writer.add_scalar("final/test_mean_f1", rows[spec]["test_mean_f1"], env.rounds)
         writer.close()
         if spec == config.agent:
@@ -328,18 +331,6 @@ def run_methods(config: RunConfig, run_dir: Path, env: PopulationEnv, test, chec
     with SummaryWriter(str(run_dir / "tb")) as writer:
         writer.add_text("results", results_markdown(config, rows, env.class_names))
     return rows
-
-
-def prediction_grid(env: PopulationEnv) -> torch.Tensor:
-    """uint8 [3, H, W]: val images / true labels / the final member's prediction."""
-    from .data.draw import grid, overlay, upscale
-
-    best = env.trainers[env.final["best"]]
-    images, labels = env.selection_set.images[:4], env.selection_set.labels[:4].long()
-    pred = best.predict(images)
-    rows = torch.cat([images, overlay(images, labels, env.scheme), overlay(images, pred, env.scheme)])
-    factor = max(1, math.ceil(96 / images.shape[-1]))
-    return grid(upscale(rows, factor), ncol=len(images)).cpu()
 
 
 # ---------------------------------------------------------------------------------------- results

@@ -243,11 +243,7 @@ class FaceParsingAugmentEnv(gym.Env):
 
     def prediction_grid(self, n: int = PREVIEW_IMAGES) -> torch.Tensor:
         """uint8 [3, H, W] on the CPU: one column per val image; rows: image, true labels, prediction."""
-        images, labels = self._val_images[:n], self._val_labels[:n]
-        pred = self.trainer.predict(images)
-        rows = torch.cat([images, overlay(images, labels, self.scheme), overlay(images, pred, self.scheme)])
-        factor = max(1, math.ceil(96 / images.shape[-1]))
-        return grid(upscale(rows, factor), ncol=len(images)).cpu()
+        return prediction_grid(self.trainer, self._val_images[:n], self._val_labels[:n], self.scheme)
 
     def augmented_preview(self, n: int = 8) -> torch.Tensor:
         """uint8 [3, H, W] on the CPU: the first ``n`` train images under the current policy, each beside its labels."""
@@ -279,6 +275,14 @@ def build_trainer(config: EnvConfig, *, progress: bool = False, data: dict[str, 
         if c.start == "pretrained":
             trainer.load_pretrained(c.pretrain_steps, progress=progress)
     return trainer
+
+
+def prediction_grid(trainer: InnerTrainer, images: torch.Tensor, labels: torch.Tensor, scheme) -> torch.Tensor:
+    """uint8 [3, H, W] on the CPU: one column per image; rows: image, true labels, the trainer's prediction."""
+    pred = trainer.predict(images)
+    rows = torch.cat([images, overlay(images, labels.long(), scheme), overlay(images, pred, scheme)])
+    factor = max(1, math.ceil(96 / images.shape[-1]))
+    return grid(upscale(rows, factor), ncol=len(images)).cpu()
 
 
 def isolated_rng(device: torch.device):

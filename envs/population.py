@@ -153,7 +153,7 @@ class PopulationEnv(VecEnv):
         self._reset_options()
         self.final = None
         self._start_run(seed)
-        return self._observations()
+        return self.observations()
 
     def step_async(self, actions: np.ndarray) -> None:
         actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs, -1)
@@ -198,7 +198,7 @@ class PopulationEnv(VecEnv):
             donors = self._exploit()
         for i, info in enumerate(infos):
             info.update(round=self._round, member=i, exploited_from=donors[i], **score_info(self._scores[i]))
-        observations = self._observations()
+        observations = self.observations()
         if done:
             self._finish()
             for i, info in enumerate(infos):
@@ -247,7 +247,8 @@ class PopulationEnv(VecEnv):
             return best.evaluate(split)
 
     # ------------------------------------------------------------------ observations
-    def _observations(self) -> np.ndarray:
+    def observations(self) -> np.ndarray:
+        """The members' current observations (what a restored run's agent continues from)."""
         return np.stack([observation(self._scores[i], self._round / self.rounds, self._last_losses[i],
                                      self._last_actions[i]) for i in range(self.num_envs)])
 
@@ -275,10 +276,6 @@ class PopulationEnv(VecEnv):
         self._last_actions = state["last_actions"].numpy().copy()
         self._last_losses = list(state["last_losses"])
         self._override_spec, self._needs_reset = state["override"], bool(state["needs_reset"])
-
-    def observations(self) -> np.ndarray:
-        """The members' current observations (what a restored run's agent continues from)."""
-        return self._observations()
 
     # ------------------------------------------------------------------ VecEnv plumbing
     def close(self) -> None:
