@@ -42,8 +42,8 @@ REWARD_MODES = ("delta", "absolute", "final")
 class EnvConfig:
     """One env task: a population run (``envs.PopulationEnv``) or a single trainer's episodes. Sizes default to
     the ``cpu`` preset. The inner trainer's own config is derived in one place, ``train_config()``; the fields
-    both configs share take ``TrainConfig``'s defaults, except where the env deliberately differs (the tuning's
-    learning rate and CE weight, below)."""
+    both configs share take ``TrainConfig``'s defaults, and the REINFORCE fields the env does not name (credit,
+    reduction, reward weight) are ``TrainConfig``'s."""
 
     preset: str = "cpu"  # the size preset the fields came from (recorded, not re-applied)
     model: str = TrainConfig.preset  # model preset (adaptive_de.models.PRESETS): TrainConfig.preset
@@ -51,10 +51,8 @@ class EnvConfig:
     image_size: int | None = None  # None: the model preset's size
     batch_size: int = TrainConfig.batch_size
     lr: float = TrainConfig.lr  # inner learning rate (the warm-up's; REINFORCE tuning uses lr * tune_lr_factor)
-    # Tuning keeps CE and adds the reward term at the full learning rate: the reward-tuning study found
-    # Pinto-style pure REINFORCE at 0.1 x lr inert (every augmentation policy then yields the start model).
-    tune_lr_factor: float = 1.0
-    ce_weight: float = 1.0  # cross-entropy mixed into the REINFORCE tuning loss
+    tune_lr_factor: float = TrainConfig.tune_lr_factor
+    ce_weight: float = TrainConfig.ce_weight  # cross-entropy mixed into the REINFORCE tuning loss
     num_samples: int = TrainConfig.num_samples  # REINFORCE samples per image
     eval_batch_size: int = TrainConfig.eval_batch_size
     pretrain_steps: int = 600  # CE steps of the cached start model (start="pretrained")

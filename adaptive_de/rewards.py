@@ -35,19 +35,26 @@ RewardFn = Callable[..., Tensor]
 ENTRY_POINT_GROUP = "adaptive_de.rewards"
 
 REWARDS: dict[str, RewardFn] = {}
+CLASS_TERMS: dict[RewardFn, RewardFn] = {}  # a reward function -> its per-class split
 
 
 class RewardError(UserError):
     """A reward function returned something other than one finite float per image."""
 
 
-def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
-    """Decorator: register ``fn(pred, target, num_classes, **params) -> float [B]`` under ``name``."""
+def register_reward(name: str, class_terms: RewardFn | None = None) -> Callable[[RewardFn], RewardFn]:
+    """Decorator: register ``fn(pred, target, num_classes, **params) -> float [B]`` under ``name``.
+
+    ``class_terms(pred, target, num_classes, **params) -> float [B, C]``, optional, splits the reward by
+    class (the columns sum to the reward); REINFORCE's per-class credit needs it.
+    """
 
     def decorator(fn: RewardFn) -> RewardFn:
         if REWARDS.get(name, fn) is not fn:
             raise ValueError(f"a reward named {name!r} is already registered ({REWARDS[name]!r})")
         REWARDS[name] = fn
+        if class_terms is not None:
+            CLASS_TERMS[fn] = class_terms
         return fn
 
     return decorator
@@ -101,7 +108,27 @@ def _ratio(num: Tensor, den: Tensor) -> Tensor:
     return num / den.clamp(min=1)
 
 
-@register_reward("f1_fp")
+def f1_fp_terms(pred: Tensor, target: Tensor, num_classes: int, *, w: float = 0.3,
+                fp_norm: str = "pixels") -> Tensor:
+    """``f1_fp`` split by class: float ``[B, C]`` whose sum over classes is ``f1_fp``.
+
+    Column c >= 1 holds class c's share of the mean F1 (its F1 over the number of classes present in the
+    image) minus ``w`` times its false positives; column 0 holds the 1.0 of an image with no foreground
+    in either map. REINFORCE's per-class credit (``credit="class"``) takes a baseline per column.
+    """
+    if fp_norm not in ("pixels", "count"):
+        raise UserError(f"f1_fp: fp_norm must be 'pixels' or 'count', not {fp_norm!r}")
+    tp, fp, fn = _foreground_counts(pred, target, num_classes)
+    den = 2 * tp + fp + fn
+    present = den > 0
+    count = present.sum(1, keepdim=True)
+    f1_share = _ratio(2 * tp, den) * present / count.clamp(min=1)
+    false_pos = fp / (pred.shape[1] * pred.shape[2]) if fp_norm == "pixels" else fp
+    empty = (count == 0).to(f1_share.dtype)
+    return torch.cat([empty, f1_share - w * false_pos], 1)
+
+
+@register_reward("f1_fp", class_terms=f1_fp_terms)
 def f1_fp(pred: Tensor, target: Tensor, num_classes: int, *, w: float = 0.3, fp_norm: str = "pixels") -> Tensor:
     """Mean foreground F1 minus ``w`` times the false positives, per image.
 
@@ -113,18 +140,14 @@ def f1_fp(pred: Tensor, target: Tensor, num_classes: int, *, w: float = 0.3, fp_
     the positive class minus ``w * FP`` (except that an image with no positive pixel in either map
     scores 1.0 here, where the seed's epsilon-guarded formula gives 0).
     """
-    if fp_norm not in ("pixels", "count"):
-        raise UserError(f"f1_fp: fp_norm must be 'pixels' or 'count', not {fp_norm!r}")
-    tp, fp, fn = _foreground_counts(pred, target, num_classes)
-    den = 2 * tp + fp + fn
-    f1 = _mean_over_present(_ratio(2 * tp, den), den > 0)
-    false_pos = fp.sum(1)
-    if fp_norm == "pixels":
-        false_pos = false_pos / (pred.shape[1] * pred.shape[2])
-    return f1 - w * false_pos
+    return f1_fp_terms(pred, target, num_classes, w=w, fp_norm=fp_norm).sum(1)
 
 
-@register_reward("mean_f1")
+def _mean_f1_terms(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    return f1_fp_terms(pred, target, num_classes, w=0.0)
+
+
+@register_reward("mean_f1", class_terms=_mean_f1_terms)
 def mean_f1(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
     """Mean foreground F1 per image: ``f1_fp`` with ``w=0``."""
     return f1_fp(pred, target, num_classes, w=0.0)
@@ -200,6 +223,12 @@ class Reward:
         self.params = dict(params)
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         self.__name__ = f"{spec}({args})" if args else spec
+        if fn in CLASS_TERMS:
+            self.class_terms = self._class_terms  # present only where the reward has a per-class split
+
+    def _class_terms(self, pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+        """The reward split by class, float ``[B, C]`` (the columns sum to ``self(...)``)."""
+        return CLASS_TERMS[self.fn](pred, target, num_classes, **self.params)
 
     def __call__(self, pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
         reward = self.fn(pred, target, num_classes, **self.params)

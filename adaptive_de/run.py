@@ -67,7 +67,7 @@ from .rewards import get_reward
 from .trainer import load_checkpoint
 
 CHECKPOINT = Path("checkpoints/latest.pt")
-CHECKPOINT_FORMAT = "adaptive_de.run/2"
+CHECKPOINT_FORMAT = "adaptive_de.run/3"  # /3: trainer states gained the REINFORCE generator
 FINAL_MODEL = "final_model.pt"
 RESUMABLE_FLAGS = ("device",)
 ENV_FLAGS = ("data", "inner_loss", "device", "seed")
@@ -210,7 +210,8 @@ def resume_inputs(args) -> tuple[Path, RunConfig, dict[str, Any] | None]:
     if (run_dir / CHECKPOINT).exists():
         checkpoint = load_checkpoint(run_dir / CHECKPOINT)
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise UserError(f"cannot resume {run_dir}: {run_dir / CHECKPOINT} is not a run checkpoint")
+            raise UserError(f"cannot resume {run_dir}: {run_dir / CHECKPOINT} is not a run checkpoint of this "
+                            f"version ({CHECKPOINT_FORMAT})")
         if checkpoint["methods"] != [config.agent, *config.compare]:
             raise UserError(f"cannot resume {run_dir}: its checkpoint is of methods {checkpoint['methods']}, the "
                             f"config says {[config.agent, *config.compare]}")

@@ -20,6 +20,7 @@ from .augment import make_policy
 from .config import LOSSES, TrainConfig, parse_kv
 from .errors import CliParser, run_cli
 from .files import atomic_write_text
+from .losses.reinforce import BASELINES, CREDITS, REDUCTIONS
 from .trainer import InnerTrainer
 
 
@@ -40,9 +41,16 @@ def build_parser() -> CliParser:
     p.add_argument("--reward", default=d.reward, help="reward spec: a registered name or package.module:function")
     p.add_argument("--reward-kw", nargs="*", default=[], metavar="K=V", help="reward parameters, e.g. w=0.3")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="REINFORCE samples per image")
-    p.add_argument("--baseline", default=d.baseline, choices=("pair", "greedy", "rloo", "none"))
+    p.add_argument("--baseline", default=d.baseline, choices=BASELINES)
+    p.add_argument("--credit", default=d.credit, choices=CREDITS,
+                   help="REINFORCE credit: class (per-class advantages per pixel) or image (one per sample)")
+    p.add_argument("--reduction", default=d.reduction, choices=REDUCTIONS,
+                   help="REINFORCE log-probability over pixels: sum (the whole mask) or mean (the seed's)")
+    p.add_argument("--reward-weight", type=float, default=d.reward_weight, help="weight of the REINFORCE term")
+    p.add_argument("--temperature", type=float, default=d.temperature,
+                   help="REINFORCE samples from softmax(logits / temperature)")
     p.add_argument("--entropy-weight", type=float, default=d.entropy_weight)
-    p.add_argument("--ce-weight", type=float, default=d.ce_weight)
+    p.add_argument("--ce-weight", type=float, default=d.ce_weight, help="cross-entropy mixed into REINFORCE")
     p.add_argument("--policy", default="none", help="augmentation: none | randaugment[:N,M] | trivialaugment | "
                                                      "levels:l1,...,l16")
     p.add_argument("--sampler", default="uniform", choices=("uniform", "class_balanced", "loss_prioritised"))
@@ -58,8 +66,10 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(preset=args.preset, head=args.head, data=args.data, image_size=args.size, loss=args.loss,
                        steps=args.steps, batch_size=args.batch_size, lr=args.lr, tune_from=args.tune_from,
                        tune_lr_factor=args.tune_lr_factor, reward=args.reward, reward_kw=parse_kv(args.reward_kw),
-                       num_samples=args.num_samples, baseline=args.baseline, entropy_weight=args.entropy_weight,
-                       ce_weight=args.ce_weight, seed=args.seed, device=args.device, compile=args.compile)
+                       num_samples=args.num_samples, baseline=args.baseline, credit=args.credit,
+                       reduction=args.reduction, reward_weight=args.reward_weight, temperature=args.temperature,
+                       entropy_weight=args.entropy_weight, ce_weight=args.ce_weight, seed=args.seed,
+                       device=args.device, compile=args.compile)
 
 
 def f1_table(scheme, results: dict[str, dict[str, Any]]) -> Table:
@@ -87,8 +97,9 @@ def train(trainer: InnerTrainer, policy, eval_every: int, console: Console) -> l
             bar.set_postfix({k: f"{v:.3f}" for k, v in info.items() if k in ("loss", "reward")})
         while trainer.step < c.steps:
             if trainer.phase() == "reinforce" and trainer.step == trainer.switch_step and trainer.step > 0:
-                bar.write(f"-- reward tuning phase from step {trainer.step}: REINFORCE ({c.baseline}, "
-                          f"K={c.num_samples}) on {trainer.reward_fn.__name__}, lr x{c.tune_lr_factor} --")
+                bar.write(f"-- reward tuning phase from step {trainer.step}: REINFORCE ({c.baseline}, {c.credit} "
+                          f"credit, K={c.num_samples}, weight {c.reward_weight:g}, + {c.ce_weight:g} x CE) on "
+                          f"{trainer.reward_fn.__name__}, lr x{c.tune_lr_factor} --")
             # Rounds end at the phase switch too, so the CE model's score is on the curve.
             end = min(c.steps, trainer.step + eval_every)
             if trainer.step < trainer.switch_step < end:

@@ -95,10 +95,16 @@ class InnerTrainer:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
                                            betas=(0.9, 0.999))
         self.reward_fn = get_reward(config.reward, **config.reward_kw)
+        if config.loss != "ce" and config.credit == "class" and not hasattr(self.reward_fn, "class_terms"):
+            raise UserError(f"reward {self.reward_fn.__name__} has no per-class split (class_terms) for REINFORCE's "
+                            "credit='class'; use credit='image' or register one with register_reward(class_terms=...)")
         self.sampler = MixtureSampler(train.labels, self.num_classes)
         # The sampler draws on the CPU; augmentation and REINFORCE sampling on the data's device.
         self.sample_generator = torch.Generator().manual_seed(config.seed + 1)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 2)
+        # REINFORCE's label maps draw from their own stream, so runs that differ only in the loss see the
+        # same augmentation and batches (paired comparisons).
+        self.reinforce_generator = torch.Generator(device=self.device).manual_seed(config.seed + 3)
         self.step = 0
 
     # ------------------------------------------------------------------ data
@@ -148,7 +154,6 @@ class InnerTrainer:
         policy = policy or NoAugment(self.scheme)
         sampler = sampler or self.sampler
         train, c = self.data["train"], self.config
-        self.model.train()
         totals = {"loss": 0.0, "reward": 0.0, "grad_norm": 0.0}
         rewards_seen = 0
         start = time.perf_counter()
@@ -158,16 +163,21 @@ class InnerTrainer:
             y = y.long()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
+            tuning = self.phase() == "reinforce"
+            # REINFORCE samples from the network that is evaluated: dropout off (no BatchNorm in the ViT)
+            self.model.train(not tuning or c.policy_dropout)
             with autocast(self.device):
                 logits = self._forward(normalise(x))
             per_image_ce = F.cross_entropy(logits.float(), y, reduction="none").mean((1, 2))
-            if self.phase() == "ce":
+            if not tuning:
                 loss, info = per_image_ce.mean(), {}
             else:
                 loss, info = reinforce_loss(logits, y, self.reward_fn, num_samples=c.num_samples,
-                                            baseline=c.baseline, entropy_weight=c.entropy_weight,
+                                            baseline=c.baseline, reduction=c.reduction, credit=c.credit,
+                                            reward_weight=c.reward_weight, temperature=c.temperature,
+                                            entropy_weight=c.entropy_weight,
                                             ce_weight=c.ce_weight, num_classes=self.num_classes,
-                                            generator=self.generator)
+                                            generator=self.reinforce_generator)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(f"non-finite training loss ({loss_value}) at step {self.step} "
@@ -241,6 +251,7 @@ class InnerTrainer:
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(),
             "rng": {"sample": self.sample_generator.get_state(), "device": self.generator.get_state(),
+                    "reinforce": self.reinforce_generator.get_state(),
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -253,6 +264,7 @@ class InnerTrainer:
         rng = state["rng"]
         self.sample_generator.set_state(rng["sample"])
         self.generator.set_state(rng["device"])
+        self.reinforce_generator.set_state(rng["reinforce"])
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])

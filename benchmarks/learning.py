@@ -25,7 +25,6 @@ method at 2 torch threads (the study runs 1 per worker) into ``OUT/learning_nois
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 import time
@@ -50,8 +49,10 @@ from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
     DOCS,
     apply_threads,
+    fmt_gap,
     fmt_pct,
     map_runs,
+    paired,
     save_figure,
     study_parser,
     update_results_section,
@@ -64,19 +65,6 @@ ORACLE = "oracle"
 ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
 METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
 SECTION = "Learning quality: the agent in a population run vs fixed recipes at equal compute (issue 12)"
-# Two-sided 95% Student-t quantiles by degrees of freedom (n seeds - 1); beyond the table, the normal's.
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def paired(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Per-seed gaps a - b in points, their mean and the 95% t-interval of the mean (paired by seed; ``None``
-    from one seed)."""
-    gaps = [100 * (x - y) for x, y in zip(a, b, strict=True)]
-    mean = statistics.fmean(gaps)
-    if len(gaps) < 2:
-        return {"gaps": gaps, "mean": mean, "ci95": None}
-    half = T975.get(len(gaps) - 1, 1.96) * statistics.stdev(gaps) / math.sqrt(len(gaps))
-    return {"gaps": gaps, "mean": mean, "ci95": [mean - half, mean + half]}
 
 
 def method_task(preset: str, env: dict[str, Any], method: str, seed: int) -> dict[str, Any]:
@@ -205,12 +193,6 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
         out["preflight_oracle_vs_best_fixed"] = paired(methods[ORACLE]["test_mean_f1"],
                                                        methods["best_fixed"]["test_mean_f1"])
     return out
-
-
-def fmt_gap(gap: dict[str, Any]) -> str:
-    interval = "[one seed: no interval]" if gap["ci95"] is None else "[{:+.2f}, {:+.2f}]".format(*gap["ci95"])
-    return (f"{gap['mean']:+.2f} {interval} (per seed: "
-            + ", ".join(f"{g:+.2f}" for g in gap["gaps"]) + ")")
 
 
 def table(data: dict[str, Any]) -> str:

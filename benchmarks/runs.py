@@ -83,6 +83,27 @@ def scored_run(config: TrainConfig, data: dict[str, FaceParsingSet], policy=None
             "images_per_s": round(config.steps * config.batch_size / max(train_seconds, 1e-9), 1)}
 
 
+# Two-sided 95% Student-t quantiles by degrees of freedom (n seeds - 1); beyond the table, the normal's.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def paired(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Per-seed gaps a - b in points, their mean and the 95% t-interval of the mean (paired by seed; ``None``
+    from one seed)."""
+    gaps = [100 * (x - y) for x, y in zip(a, b, strict=True)]
+    mean = statistics.fmean(gaps)
+    if len(gaps) < 2:
+        return {"gaps": gaps, "mean": mean, "ci95": None}
+    half = T975.get(len(gaps) - 1, 1.96) * statistics.stdev(gaps) / math.sqrt(len(gaps))
+    return {"gaps": gaps, "mean": mean, "ci95": [mean - half, mean + half]}
+
+
+def fmt_gap(gap: dict[str, Any]) -> str:
+    interval = "[one seed: no interval]" if gap["ci95"] is None else "[{:+.2f}, {:+.2f}]".format(*gap["ci95"])
+    return (f"{gap['mean']:+.2f} {interval} (per seed: "
+            + ", ".join(f"{g:+.2f}" for g in gap["gaps"]) + ")")
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 

@@ -9,9 +9,9 @@ score on a FIXED validation subset (the first ``val_subset`` val images).
 train every episode step with that loss at the inner learning rate. ``ce_then_reinforce`` (default)
 means "MLE first, then tune on the reward": from a pretrained start the CE phase *is* the
 pre-training, so every episode step is REINFORCE tuning at ``lr * tune_lr_factor`` with
-``ce_weight`` x CE mixed in (the trainer's ``ce_then_reinforce`` with ``tune_from = 0``; the env's
-defaults are 1 and 1, since pure REINFORCE at a tenth of the learning rate leaves the start model
-unchanged whatever the augmentation); from scratch the episode runs the trainer's usual
+``ce_weight`` x CE mixed in (the trainer's ``ce_then_reinforce`` with ``tune_from = 0``, and its
+REINFORCE defaults: per-class credit on the whole mask, 1 x CE, the full learning rate, which beat
+their CE control in the reward-tuning study); from scratch the episode runs the trainer's usual
 ``ce_then_reinforce`` schedule (CE for ``tune_from`` of the steps, then REINFORCE).
 
 **Action** ``MultiDiscrete([5] * 16 + [4])``: a level 0..4 per op of ``adaptive_de.augment.OPS`` (in

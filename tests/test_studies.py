@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import gpu_report, learning
+from benchmarks import gpu_report, learning, rewards_study, runs
 
 
 def scores(*values):
@@ -20,18 +20,18 @@ def student_t_cdf(x: float, df: int, n: int = 200_000) -> float:
     return 0.5 + float(np.sum((density[1:] + density[:-1]) / 2 * np.diff(grid)))
 
 
-@pytest.mark.parametrize("df", sorted(learning.T975))
+@pytest.mark.parametrize("df", sorted(runs.T975))
 def test_t_quantiles_are_the_975th_percentiles(df):
-    assert student_t_cdf(learning.T975[df], df) == pytest.approx(0.975, abs=2e-4)
+    assert student_t_cdf(runs.T975[df], df) == pytest.approx(0.975, abs=2e-4)
 
 
 def test_paired_gaps_and_interval():
-    gap = learning.paired([0.50, 0.44, 0.47], [0.47, 0.45, 0.45])
+    gap = runs.paired([0.50, 0.44, 0.47], [0.47, 0.45, 0.45])
     np.testing.assert_allclose(gap["gaps"], [3.0, -1.0, 2.0], atol=1e-9)
-    half = learning.T975[2] * np.std([3.0, -1.0, 2.0], ddof=1) / math.sqrt(3)
+    half = runs.T975[2] * np.std([3.0, -1.0, 2.0], ddof=1) / math.sqrt(3)
     assert gap["mean"] == pytest.approx(4 / 3)
     np.testing.assert_allclose(gap["ci95"], [4 / 3 - half, 4 / 3 + half])
-    assert learning.paired([0.5], [0.4])["ci95"] is None  # one seed: no interval
+    assert runs.paired([0.5], [0.4])["ci95"] is None  # one seed: no interval
 
 
 def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
@@ -109,7 +109,7 @@ def study_data(tmp_path):
 def test_noise_floor_states_the_resolvable_gap_and_the_thread_check(tmp_path):
     data = study_data(tmp_path)
     gap = data["comparisons"]["ppo_vs_best_non_learning"]  # +2.0, +1.0, +1.0
-    half = learning.T975[2] * np.std(gap["gaps"], ddof=1) / math.sqrt(3)
+    half = runs.T975[2] * np.std(gap["gaps"], ddof=1) / math.sqrt(3)
     noise = {"method": "prior", "seed": 0, "difference_points": 0.0}
     text = learning.report(data, noise)
     assert f"half-width is {half:.2f} points" in text and "at 2 torch threads instead of 1 differs by +0.000" in text
@@ -122,3 +122,20 @@ def test_report_flag_rerenders_without_training(tmp_path, capsys):
     assert (tmp_path / "learning_levels.png").exists() and "| ppo |" in capsys.readouterr().out
     from adaptive_de.errors import run_cli
     assert run_cli(learning.main, ["--report", "--out", str(tmp_path / "empty")]) == 2
+
+
+def test_rewards_study_targets_need_the_interval_or_the_fp_cut():
+    def arm(f1, fp, val=None):
+        return {"test_mean_f1": f1, "val_mean_f1": val or f1, "test_fp_rate": fp}
+
+    control = arm([0.40, 0.50, 0.45], [0.10] * 3)
+    arms = {rewards_study.CONTROL: control, "ce": control,
+            "steady": arm([0.415, 0.515, 0.465], [0.10] * 3),  # +1.5 on every seed
+            "noisy": arm([0.45, 0.49, 0.46], [0.10] * 3, val=[0.9] * 3),  # +1.67 on average, interval spans 0
+            "clean": arm([0.398, 0.497, 0.448], [0.084] * 3)}  # -0.23 points, 16% fewer false positives
+    c = rewards_study.comparisons(arms)["per_arm"]
+    assert set(c) == {"steady", "noisy", "clean"}
+    assert c["steady"]["f1_target_met"] and not c["steady"]["fp_target_met"]
+    assert not c["noisy"]["f1_target_met"] and c["noisy"]["test_mean_f1_gap"]["ci95"][0] < 0
+    assert c["clean"]["fp_target_met"] and c["clean"]["test_fp_rate_change"] == pytest.approx(-0.16)
+    assert rewards_study.comparisons(arms)["best_by_val"] == "noisy"  # chosen on val, not test

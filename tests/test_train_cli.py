@@ -16,7 +16,8 @@ def test_prints_per_class_table_and_tuning_phase(tmp_path, capsys):
                  "--tune-from", "0.5", "--reward", "f1_fp", "--reward-kw", "w=0.3", "--eval-every", "2",
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "reward tuning phase from step 3" in text and "REINFORCE (rloo, K=4) on f1_fp(w=0.3)" in text
+    assert "reward tuning phase from step 3" in text
+    assert "REINFORCE (rloo, class credit, K=4, weight 1, + 1 x CE) on f1_fp(w=0.3)" in text
     for name in ("left_eye", "right_eyebrow", "inner_mouth", "mean F1 (w/o background)", "FP rate"):
         assert name in text
     result = json.loads(out.read_text())

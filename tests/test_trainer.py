@@ -130,3 +130,47 @@ def test_short_ce_training_beats_chance():
     scores = t.evaluate("test")
     assert scores["mean_f1"] > 0.2, scores
     assert scores["f1"][1] > 0.8, scores["f1"]  # skin
+
+
+class RecordingPolicy:
+    """No augmentation, but remembers every batch's labels and draws from the augmentation generator."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, images, labels, *, generator):
+        self.batches.append((labels.clone(), torch.rand(3, generator=generator)))
+        return images, labels
+
+
+def test_tuning_arms_see_the_same_batches_and_sample_without_dropout(data):
+    """The CE control and a REINFORCE arm differ only in the loss: same batches, same augmentation draws; the
+    REINFORCE phase runs the network in eval mode unless policy_dropout asks for dropout."""
+    seen = {}
+    for name, kw in {"control": {"reward_weight": 0.0, "ce_weight": 1.0},
+                     "reinforce": {"credit": "class", "reduction": "sum"},
+                     "dropout": {"policy_dropout": True}}.items():
+        trainer = make(data, loss="ce_then_reinforce", tune_from=0.5, **kw)
+        modes = []
+        trainer.model.register_forward_hook(lambda module, args, out, modes=modes: modes.append(module.training))
+        policy = RecordingPolicy()
+        trainer.train_round(policy, steps=12)
+        seen[name] = policy.batches
+        assert modes == [True] * 6 + [name == "dropout"] * 6, name
+    for a, b in zip(seen["control"], seen["reinforce"], strict=True):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_unknown_reinforce_options_are_user_errors():
+    from adaptive_de.errors import UserError
+    for key in ("reduction", "credit", "baseline"):
+        with pytest.raises(UserError, match=f"unknown {key} 'bogus'"):
+            TrainConfig(**{key: "bogus"})
+
+
+def test_class_credit_needs_a_reward_split_by_class(data):
+    from adaptive_de.errors import UserError
+    with pytest.raises(UserError, match="miou has no per-class split"):
+        make(data, loss="ce_then_reinforce", reward="miou")
+    assert make(data, loss="ce_then_reinforce", reward="miou", credit="image").reward_fn.__name__ == "miou"
+    make(data, loss="ce", reward="miou")  # cross-entropy alone never asks for the split
