@@ -39,7 +39,9 @@ class TrainConfig:
     num_samples: int = 4  # REINFORCE samples per image
     baseline: str = "rloo"  # pair | greedy | rloo | none
     reduction: str = "sum"  # REINFORCE log-probability over pixels: sum (whole mask) | mean (the seed's)
-    credit: str = "class"  # REINFORCE credit: class (per-class advantages, needs the reward's class_terms) | image
+    # REINFORCE credit: class (per-class advantages; needs the reward's class_terms) | image (one per sample) |
+    # auto (class where the reward has class_terms, else image)
+    credit: str = "auto"
     reward_weight: float = 1.0  # weight of the REINFORCE term; 0 with ce_weight 1 is the CE control arm
     temperature: float = 1.0  # REINFORCE samples from softmax(logits / temperature)
     entropy_weight: float = 0.0
@@ -52,7 +54,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name, choices in (("loss", LOSSES), ("baseline", BASELINES), ("reduction", REDUCTIONS),
-                              ("credit", CREDITS)):
+                              ("credit", ("auto", *CREDITS))):
             if getattr(self, name) not in choices:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(choices)}")
         for name in ("batch_size", "steps", "num_samples", "eval_batch_size"):

@@ -42,8 +42,9 @@ def build_parser() -> CliParser:
     p.add_argument("--reward-kw", nargs="*", default=[], metavar="K=V", help="reward parameters, e.g. w=0.3")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="REINFORCE samples per image")
     p.add_argument("--baseline", default=d.baseline, choices=BASELINES)
-    p.add_argument("--credit", default=d.credit, choices=CREDITS,
-                   help="REINFORCE credit: class (per-class advantages per pixel) or image (one per sample)")
+    p.add_argument("--credit", default=d.credit, choices=("auto", *CREDITS),
+                   help="REINFORCE credit: class (per-class advantages per pixel), image (one per sample), or auto "
+                        "(class where the reward splits by class)")
     p.add_argument("--reduction", default=d.reduction, choices=REDUCTIONS,
                    help="REINFORCE log-probability over pixels: sum (the whole mask) or mean (the seed's)")
     p.add_argument("--reward-weight", type=float, default=d.reward_weight, help="weight of the REINFORCE term")
@@ -97,7 +98,7 @@ def train(trainer: InnerTrainer, policy, eval_every: int, console: Console) -> l
             bar.set_postfix({k: f"{v:.3f}" for k, v in info.items() if k in ("loss", "reward")})
         while trainer.step < c.steps:
             if trainer.phase() == "reinforce" and trainer.step == trainer.switch_step and trainer.step > 0:
-                bar.write(f"-- reward tuning phase from step {trainer.step}: REINFORCE ({c.baseline}, {c.credit} "
+                bar.write(f"-- reward tuning phase from step {trainer.step}: REINFORCE ({c.baseline}, {trainer.credit} "
                           f"credit, K={c.num_samples}, weight {c.reward_weight:g}, + {c.ce_weight:g} x CE) on "
                           f"{trainer.reward_fn.__name__}, lr x{c.tune_lr_factor} --")
             # Rounds end at the phase switch too, so the CE model's score is on the curve.

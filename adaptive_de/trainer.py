@@ -95,9 +95,12 @@ class InnerTrainer:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
                                            betas=(0.9, 0.999))
         self.reward_fn = get_reward(config.reward, **config.reward_kw)
-        if config.loss != "ce" and config.credit == "class" and not hasattr(self.reward_fn, "class_terms"):
+        has_split = hasattr(self.reward_fn, "class_terms")
+        if config.loss != "ce" and config.credit == "class" and not has_split:
             raise UserError(f"reward {self.reward_fn.__name__} has no per-class split (class_terms) for REINFORCE's "
                             "credit='class'; use credit='image' or register one with register_reward(class_terms=...)")
+        # the credit REINFORCE uses: "auto" takes the per-class credit wherever the reward allows it
+        self.credit = ("class" if has_split else "image") if config.credit == "auto" else config.credit
         self.sampler = MixtureSampler(train.labels, self.num_classes)
         # The sampler draws on the CPU; augmentation and REINFORCE sampling on the data's device.
         self.sample_generator = torch.Generator().manual_seed(config.seed + 1)
@@ -173,7 +176,7 @@ class InnerTrainer:
                 loss, info = per_image_ce.mean(), {}
             else:
                 loss, info = reinforce_loss(logits, y, self.reward_fn, num_samples=c.num_samples,
-                                            baseline=c.baseline, reduction=c.reduction, credit=c.credit,
+                                            baseline=c.baseline, reduction=c.reduction, credit=self.credit,
                                             reward_weight=c.reward_weight, temperature=c.temperature,
                                             entropy_weight=c.entropy_weight,
                                             ce_weight=c.ce_weight, num_classes=self.num_classes,

@@ -112,7 +112,7 @@ def grad_ratio(trainer: InnerTrainer, config: TrainConfig, batches: int = 3) -> 
                 loss = F.cross_entropy(logits, y.long())
             else:
                 loss, _ = reinforce_loss(logits, y.long(), trainer.reward_fn, num_samples=config.num_samples,
-                                         baseline=config.baseline, reduction=config.reduction, credit=config.credit,
+                                         baseline=config.baseline, reduction=config.reduction, credit=trainer.credit,
                                          reward_weight=config.reward_weight, temperature=config.temperature,
                                          num_classes=trainer.num_classes, generator=generator)
             grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -168,9 +168,10 @@ def test_unknown_reinforce_options_are_user_errors():
             TrainConfig(**{key: "bogus"})
 
 
-def test_class_credit_needs_a_reward_split_by_class(data):
+def test_credit_follows_what_the_reward_allows(data):
     from adaptive_de.errors import UserError
     with pytest.raises(UserError, match="miou has no per-class split"):
-        make(data, loss="ce_then_reinforce", reward="miou")
-    assert make(data, loss="ce_then_reinforce", reward="miou", credit="image").reward_fn.__name__ == "miou"
-    make(data, loss="ce", reward="miou")  # cross-entropy alone never asks for the split
+        make(data, loss="ce_then_reinforce", reward="miou", credit="class")
+    assert make(data, loss="ce_then_reinforce", reward="miou").credit == "image"  # auto: what the reward allows
+    assert make(data, loss="ce_then_reinforce", reward="f1_fp").credit == "class"
+    make(data, loss="ce", reward="miou", credit="class")  # cross-entropy alone never asks for the split
