@@ -1,6 +1,6 @@
 """Reward tuning study: does the REINFORCE term help, against a control that differs in nothing else?
 
-    python -m benchmarks.rewards_study [--steps 1000] [--seeds 0 1 2] [--jobs 2] [--quick] [--ablation]
+    python -m benchmarks.rewards_study [--steps 1000] [--seeds 0 1 2] [--jobs 2] [--quick] [--ablation] [--report]
 
 Shifted synthetic benchmark, ``tiny``, batch 32, the hand-matched augmentation of
 benchmarks.headroom for every arm. Per seed:
@@ -25,6 +25,7 @@ baseline, the tuning length; ``ABLATIONS``) and writes docs/rewards_ablation.jso
 """
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from typing import Any
@@ -39,6 +40,7 @@ from adaptive_de.trainer import InnerTrainer, normalise
 from benchmarks.headroom import matched_policy
 from benchmarks.machine import machine_info
 from benchmarks.runs import (
+    DOCS,
     fmt_gap,
     fmt_pct,
     load_splits,
@@ -270,7 +272,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tune-from", type=float, default=0.7)
     parser.add_argument("--ablation", action="store_true", help="run the ablations of the default arm instead")
+    parser.add_argument("--report", action="store_true",
+                        help="re-render the RESULTS.md section from docs/rewards_study.json without training")
     args = parser.parse_args()
+    if args.report:
+        update_results_section(SECTION, report(json.loads((DOCS / "rewards_study.json").read_text())))
+        return
     torch.set_num_threads(args.threads or 2)
     steps, seeds = (20, [0]) if args.quick else (args.steps, args.seeds)
     if args.ablation:
