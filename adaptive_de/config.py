@@ -37,7 +37,7 @@ class TrainConfig:
     reward: str = "f1_fp"  # reward spec (adaptive_de.rewards.get_reward)
     reward_kw: dict[str, Any] = field(default_factory=dict)
     num_samples: int = 4  # REINFORCE samples per image
-    baseline: str = "rloo"  # pair | greedy | rloo | none
+    baseline: str = "rloo"  # pair | greedy | rloo | none (greedy collapses per-class credit: the ablations)
     reduction: str = "sum"  # REINFORCE log-probability over pixels: sum (whole mask) | mean (the seed's)
     # REINFORCE credit: class (per-class advantages; needs the reward's class_terms) | image (one per sample) |
     # auto (class where the reward has class_terms, else image)
