@@ -175,12 +175,7 @@ class InnerTrainer:
             if not tuning:
                 loss, info = per_image_ce.mean(), {}
             else:
-                loss, info = reinforce_loss(logits, y, self.reward_fn, num_samples=c.num_samples,
-                                            baseline=c.baseline, reduction=c.reduction, credit=self.credit,
-                                            reward_weight=c.reward_weight, temperature=c.temperature,
-                                            entropy_weight=c.entropy_weight,
-                                            ce_weight=c.ce_weight, num_classes=self.num_classes,
-                                            generator=self.reinforce_generator)
+                loss, info = self.tuning_loss(logits, y)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(f"non-finite training loss ({loss_value}) at step {self.step} "
@@ -208,6 +203,15 @@ class InnerTrainer:
         stats.update(images_per_s=steps * c.batch_size / max(seconds, 1e-9), seconds=seconds, steps=steps,
                      lr=self.lr_at(max(self.step - 1, 0)), step=self.step)
         return stats
+
+    def tuning_loss(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> tuple[torch.Tensor, dict]:
+        """The REINFORCE phase's loss of ``logits`` against ``target`` as the config sets it (``reinforce_loss``);
+        ``overrides`` replace its keyword arguments (e.g. ``ce_weight=0`` for the reward term alone)."""
+        c = self.config
+        kwargs = dict(num_samples=c.num_samples, baseline=c.baseline, reduction=c.reduction, credit=self.credit,
+                      reward_weight=c.reward_weight, temperature=c.temperature, entropy_weight=c.entropy_weight,
+                      ce_weight=c.ce_weight, num_classes=self.num_classes, generator=self.reinforce_generator)
+        return reinforce_loss(logits, target, self.reward_fn, **{**kwargs, **overrides})
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

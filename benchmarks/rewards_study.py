@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 
 from adaptive_de.config import TrainConfig
-from adaptive_de.losses import reinforce_loss
 from adaptive_de.rewards import get_reward
 from adaptive_de.trainer import InnerTrainer, normalise
 from benchmarks.headroom import matched_policy
@@ -96,7 +95,7 @@ def scores(trainer: InnerTrainer, reward) -> dict[str, float]:
     return out
 
 
-def grad_ratio(trainer: InnerTrainer, config: TrainConfig, batches: int = 3) -> float:
+def grad_ratio(trainer: InnerTrainer, batches: int = 3) -> float:
     """Mean over fixed batches of ||grad of the reward term|| / ||grad of the cross-entropy||, on the trainer's
     model as it is (no step taken), with dropout off as in the tuning phase."""
     data, policy = trainer.data["train"], matched_policy()
@@ -105,7 +104,7 @@ def grad_ratio(trainer: InnerTrainer, config: TrainConfig, batches: int = 3) -> 
     trainer.model.eval()
     ratios = []
     for _ in range(batches):
-        idx = torch.randint(0, len(data.images), (config.batch_size,), generator=generator)
+        idx = torch.randint(0, len(data.images), (trainer.config.batch_size,), generator=generator)
         x, y = policy(data.images[idx], data.labels[idx], generator=generator)
         norms = []
         for term in ("reward", "ce"):
@@ -113,10 +112,7 @@ def grad_ratio(trainer: InnerTrainer, config: TrainConfig, batches: int = 3) -> 
             if term == "ce":
                 loss = F.cross_entropy(logits, y.long())
             else:
-                loss, _ = reinforce_loss(logits, y.long(), trainer.reward_fn, num_samples=config.num_samples,
-                                         baseline=config.baseline, reduction=config.reduction, credit=trainer.credit,
-                                         reward_weight=config.reward_weight, temperature=config.temperature,
-                                         num_classes=trainer.num_classes, generator=generator)
+                loss, _ = trainer.tuning_loss(logits, y.long(), ce_weight=0.0, entropy_weight=0.0, generator=generator)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             norms.append(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads if g is not None])))
         ratios.append(float(norms[0] / norms[1]))
@@ -144,7 +140,7 @@ def study_group(group: str, seed: int, steps: int, tune_from: float, arms: dict[
         config = base.replace(loss="ce_then_reinforce", **overrides)
         tuned = InnerTrainer(config, data=data, splits=tuple(data))
         tuned.load_state_dict(state)
-        ratio = grad_ratio(tuned, config) if config.reward_weight else 0.0
+        ratio = grad_ratio(tuned) if config.reward_weight else 0.0
         start = time.perf_counter()
         tuned.train_round(policy, steps=steps - tuned.step)
         out[name] = {**scores(tuned, reward), "grad_ratio": ratio, "seconds": time.perf_counter() - start}
