@@ -49,7 +49,7 @@ class TrainConfig:
     policy_dropout: bool = False  # sample REINFORCE label maps with dropout on (False: the evaluated network)
     seed: int = 0
     device: str = "auto"
-    compile: bool = False
+    compile: bool | None = None  # torch.compile the model; None: where it pays (CUDA; on CPU it gains ~5%)
     eval_batch_size: int = 250
 
     def __post_init__(self) -> None:
@@ -60,6 +60,8 @@ class TrainConfig:
         for name in ("batch_size", "steps", "num_samples", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.compile not in (None, True, False):
+            raise UserError(f"compile must be True, False or None (auto), got {self.compile!r}")
         if not 0.0 <= self.tune_from <= 1.0:
             raise UserError(f"tune_from must be in [0, 1], got {self.tune_from}")
 

@@ -2,7 +2,7 @@
 
 A reward function maps ``(pred, target, num_classes)`` -- int64 label maps ``[B, H, W]`` and the
 number of classes (class 0 is background) -- to a float tensor ``[B]``, one reward per image, on
-the inputs' device. The built-ins are vectorised over the batch: one ``bincount`` gives every
+the inputs' device. The built-ins are vectorised over the batch: one scatter-add gives every
 image's confusion matrix and everything else is arithmetic on those ``[B, C, C]`` counts.
 
 ``get_reward(spec, **params)`` turns a name into such a callable with its parameters bound:
@@ -74,17 +74,23 @@ def confusion_matrices(pred: Tensor, target: Tensor, num_classes: int) -> Tensor
         raise ValueError(f"pred and target must both be [B, H, W]; got {tuple(pred.shape)} and {tuple(target.shape)}")
     if pred.is_floating_point() or target.is_floating_point():
         raise ValueError(f"pred and target must be integer label maps; got {pred.dtype} and {target.dtype}")
-    c = num_classes
-    # One host sync for all four bounds; an out-of-range label would silently land in another image's bins.
+    c, b = num_classes, pred.shape[0]
+    # An out-of-range label would silently land in another image's bins. On the CPU the check costs nothing
+    # and gives a readable error; on a GPU reading the bounds would stall every training step, so the
+    # device asserts them itself.
     lo_p, hi_p = torch.aminmax(pred)
     lo_t, hi_t = torch.aminmax(target)
-    lo, hi = torch.stack([torch.minimum(lo_p, lo_t), torch.maximum(hi_p, hi_t)]).tolist()
-    if lo < 0 or hi >= c:
-        raise ValueError(f"labels must lie in [0, {c}); found values in [{lo}, {hi}]")
-    b = pred.shape[0]
+    lo, hi = torch.minimum(lo_p, lo_t), torch.maximum(hi_p, hi_t)
+    if pred.device.type == "cpu":
+        if lo < 0 or hi >= c:
+            raise ValueError(f"labels must lie in [0, {c}); found values in [{int(lo)}, {int(hi)}]")
+    else:
+        torch._assert_async((lo >= 0) & (hi < c), f"labels must lie in [0, {c})")
     index = torch.add(pred.long(), target.long(), alpha=c)
     index += torch.arange(0, b * c * c, c * c, device=pred.device).view(b, 1, 1)
-    return torch.bincount(index.flatten(), minlength=b * c * c).view(b, c, c)
+    index = index.flatten()
+    # scatter_add_, not bincount: a CUDA bincount reads its input's maximum on the host
+    return index.new_zeros(b * c * c).scatter_add_(0, index, torch.ones_like(index)).view(b, c, c)
 
 
 def _foreground_counts(pred: Tensor, target: Tensor, num_classes: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -67,7 +67,7 @@ from .rewards import get_reward
 from .trainer import load_checkpoint
 
 CHECKPOINT = Path("checkpoints/latest.pt")
-CHECKPOINT_FORMAT = "adaptive_de.run/3"  # /3: trainer states gained the REINFORCE generator
+CHECKPOINT_FORMAT = "adaptive_de.run/4"  # /4: augmentation draws from a CPU generator (rng key "augment")
 FINAL_MODEL = "final_model.pt"
 RESUMABLE_FLAGS = ("device",)
 ENV_FLAGS = ("data", "inner_loss", "device", "seed")

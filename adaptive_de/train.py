@@ -8,6 +8,7 @@ and at the end a table of per-class F1 on val and test in the face-parsing liter
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -58,7 +59,8 @@ def build_parser() -> CliParser:
     p.add_argument("--eval-every", type=int, default=0, help="score val every N steps (0: a few times per run)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model (default: on CUDA only, where it pays)")
     p.add_argument("--out", default=None, help="write the final scores as JSON here")
     return p
 

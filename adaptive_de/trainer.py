@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .data import FaceParsingSet, load
 from .data.folders import cache_root
 from .data.sampling import MixtureSampler, Sampler
-from .device import autocast, pick_device
+from .device import autocast, pick_device, prepare
 from .errors import UserError
 from .files import atomic_path
 from .losses import reinforce_loss
@@ -85,15 +85,18 @@ class InnerTrainer:
                  splits: tuple[str, ...] = ("train", "val", "test")):
         self.config = config
         self.device = pick_device(config.device)
+        prepare(self.device)
         torch.manual_seed(config.seed)  # model initialisation and dropout
         self.data = {s: self._to_device(data[s] if data and s in data else self._load(s)) for s in splits}
         train = self.data["train"]
         self.scheme = train.scheme
         self.num_classes = train.scheme.num_classes
         self.model = build_model(config.preset, num_classes=self.num_classes, head=config.head).to(self.device)
-        self._forward = torch.compile(self.model) if config.compile else self.model
+        compiled = self.device.type == "cuda" if config.compile is None else config.compile
+        self._forward = torch.compile(self.model) if compiled else self.model
+        # fused AdamW: one kernel for all parameters, and it skips a step on device when found_inf is set
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
-                                           betas=(0.9, 0.999))
+                                           betas=(0.9, 0.999), fused=True)
         self.reward_fn = get_reward(config.reward, **config.reward_kw)
         has_split = hasattr(self.reward_fn, "class_terms")
         if config.loss != "ce" and config.credit == "class" and not has_split:
@@ -102,9 +105,10 @@ class InnerTrainer:
         # the credit REINFORCE uses: "auto" takes the per-class credit wherever the reward allows it
         self.credit = ("class" if has_split else "image") if config.credit == "auto" else config.credit
         self.sampler = MixtureSampler(train.labels, self.num_classes)
-        # The sampler draws on the CPU; augmentation and REINFORCE sampling on the data's device.
+        # The sampler and augmentation decide on the CPU (which images, which ops, which samples), so that
+        # nothing in a step waits for the GPU; REINFORCE samples its label maps on the data's device.
         self.sample_generator = torch.Generator().manual_seed(config.seed + 1)
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 2)
+        self.augment_generator = torch.Generator().manual_seed(config.seed + 2)
         # REINFORCE's label maps draw from their own stream, so runs that differ only in the loss see the
         # same augmentation and batches (paired comparisons).
         self.reinforce_generator = torch.Generator(device=self.device).manual_seed(config.seed + 3)
@@ -151,58 +155,72 @@ class InnerTrainer:
         """Train ``steps`` steps; returns means over the round of loss, reward, grad norm, and images/s.
 
         ``policy`` defaults to ``NoAugment()``, ``sampler`` to the trainer's own ``MixtureSampler``
-        (whose coefficients a caller may set). ``on_step`` gets each step's numbers (for progress bars).
-        Raises ``NonFiniteLossError`` (before the optimiser step) if the loss is NaN or inf.
+        (whose coefficients a caller may set). ``on_step`` gets each step's numbers (for progress bars;
+        reading them waits for the device, so pass it only where a bar is shown).
+
+        A step never waits for the device: losses and gradient norms add up on it, and the round reads
+        them once at its end. A step whose loss or gradient is NaN or inf is not applied (the fused
+        optimiser skips it on the device); the round then raises ``NonFiniteLossError`` naming the first
+        such step, after the remaining steps have run.
         """
         policy = policy or NoAugment(self.scheme)
         sampler = sampler or self.sampler
-        train, c = self.data["train"], self.config
-        totals = {"loss": 0.0, "reward": 0.0, "grad_norm": 0.0}
-        rewards_seen = 0
+        train, c, device = self.data["train"], self.config, self.device
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        # sums of loss, grad norm and REINFORCE reward, and the first non-finite step (-1: none), on the device
+        totals = torch.zeros(4, device=device)
+        totals[3] = -1
+        tuned = 0
         start = time.perf_counter()
         for _ in range(steps):
-            idx = sampler.draw(c.batch_size, self.sample_generator).to(self.device)
-            x, y = policy(train.images[idx], train.labels[idx], generator=self.generator)
+            idx = sampler.draw(c.batch_size, self.sample_generator)
+            idx = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
+            x, y = policy(train.images[idx], train.labels[idx], generator=self.augment_generator)
             y = y.long()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
             tuning = self.phase() == "reinforce"
             # REINFORCE samples from the network that is evaluated: dropout off (no BatchNorm in the ViT)
             self.model.train(not tuning or c.policy_dropout)
-            with autocast(self.device):
+            with autocast(device):
                 logits = self._forward(normalise(x))
-            per_image_ce = F.cross_entropy(logits.float(), y, reduction="none").mean((1, 2))
-            if not tuning:
-                loss, info = per_image_ce.mean(), {}
-            else:
+            if tuning:
                 loss, info = self.tuning_loss(logits, y)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise NonFiniteLossError(f"non-finite training loss ({loss_value}) at step {self.step} "
-                                         f"({self.phase()} phase, lr {self.lr_at(self.step):.2e})")
+                per_image_ce = info["per_image_ce"]
+            else:
+                per_image_ce = F.cross_entropy(logits.float(), y, reduction="none").mean((1, 2))
+                loss, info = per_image_ce.mean(), {}
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip))
+            grad_norm = nn.utils.clip_grad_norm_(params, c.grad_clip, foreach=True)
+            bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
+            self.optimizer.found_inf = bad.float()  # read by the fused AdamW step: no update where set
             self.optimizer.step()
             sampler.update(idx, per_image_ce.detach())
+            if "reward" in info:  # REINFORCE steps that sample (not the reward_weight=0 control)
+                totals[2] += info["reward"]
+                tuned += 1
+            totals[:2] += torch.stack([loss.detach(), grad_norm])
+            totals[3] = torch.where((totals[3] < 0) & bad, float(self.step), totals[3])
             self.step += 1
-            totals["loss"] += loss_value
-            totals["grad_norm"] += grad_norm
-            if "reward" in info:
-                totals["reward"] += info["reward"]
-                rewards_seen += 1
             if on_step is not None:
-                on_step({"step": self.step, "loss": loss_value, "phase": self.phase(self.step - 1), **info})
-        seconds = time.perf_counter() - start
-        stats = {k: v / max(steps, 1) for k, v in totals.items()}
-        if rewards_seen:
-            stats["reward"] = totals["reward"] / rewards_seen
-        else:  # CE steps: score the last batch's greedy prediction with the reward
+                on_step({"step": self.step, "loss": float(loss.detach()), "phase": self.phase(self.step - 1),
+                         **{k: float(v) for k, v in info.items() if v.dim() == 0}})
+        self.optimizer.__dict__.pop("found_inf", None)  # only this loop's steps are guarded by it
+        if steps and not tuned:  # no sampled rewards: the reward of the last batch's greedy prediction
             with torch.no_grad():
-                stats["reward"] = float(self.reward_fn(logits.argmax(1), y, self.num_classes).mean()) if steps else 0.0
-        stats.update(images_per_s=steps * c.batch_size / max(seconds, 1e-9), seconds=seconds, steps=steps,
-                     lr=self.lr_at(max(self.step - 1, 0)), step=self.step)
-        return stats
+                totals[2] = self.reward_fn(logits.argmax(1), y, self.num_classes).mean()
+                tuned = 1
+        loss_sum, grad_sum, reward_sum, bad_step = totals.tolist()  # the round's one host sync
+        seconds = time.perf_counter() - start
+        if bad_step >= 0:
+            bad_step = int(bad_step)
+            raise NonFiniteLossError(f"non-finite training loss or gradient at step {bad_step} ({self.phase(bad_step)} "
+                                     f"phase, lr {self.lr_at(bad_step):.2e}); its update was not applied")
+        n = max(steps, 1)
+        return {"loss": loss_sum / n, "grad_norm": grad_sum / n, "reward": reward_sum / max(tuned, 1),
+                "images_per_s": steps * c.batch_size / max(seconds, 1e-9), "seconds": seconds, "steps": steps,
+                "lr": self.lr_at(max(self.step - 1, 0)), "step": self.step}
 
     def tuning_loss(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> tuple[torch.Tensor, dict]:
         """The REINFORCE phase's loss of ``logits`` against ``target`` as the config sets it (``reinforce_loss``);
@@ -221,8 +239,11 @@ class InnerTrainer:
         self.model.eval()
         out = []
         for chunk in images.split(self.config.eval_batch_size):
+            x = normalise(chunk.to(self.device))
+            if self._forward is not self.model:  # one compiled graph for every evaluation batch size
+                torch._dynamo.mark_dynamic(x, 0)
             with autocast(self.device):
-                out.append(self._forward(normalise(chunk.to(self.device))).argmax(1))
+                out.append(self._forward(x).argmax(1))
         self.model.train(was_training)
         return torch.cat(out)
 
@@ -257,7 +278,7 @@ class InnerTrainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(),
-            "rng": {"sample": self.sample_generator.get_state(), "device": self.generator.get_state(),
+            "rng": {"sample": self.sample_generator.get_state(), "augment": self.augment_generator.get_state(),
                     "reinforce": self.reinforce_generator.get_state(),
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
@@ -270,7 +291,7 @@ class InnerTrainer:
         self.sampler.load_state_dict(state["sampler"])
         rng = state["rng"]
         self.sample_generator.set_state(rng["sample"])
-        self.generator.set_state(rng["device"])
+        self.augment_generator.set_state(rng["augment"])
         self.reinforce_generator.set_state(rng["reinforce"])
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():

@@ -1,10 +1,15 @@
-"""Model speed and size: CPU training throughput of the small presets, MACs of the paper model, CUDA MFU.
+"""Model speed and size: training throughput, eager and compiled, of the model alone and of the real
+``InnerTrainer.train_round``; MACs of the paper model; CUDA MFU.
 
     python -m benchmarks.bench_model [--quick] [--out docs/bench_model.json] [--peak-tflops X]
 
-One training step = forward, cross-entropy, backward and an AdamW step on random data
-(throughput does not depend on the pixels). Each figure is the median of several timed
-steps after warm-up. ``--quick`` is a smoke run with too few steps to be a measurement.
+A model-only step = forward, cross-entropy, backward and a fused AdamW step on a fixed random
+batch (throughput does not depend on the pixels). A ``train_round`` step adds what training
+really does: sampling a batch (a uniform/class-balanced mixture), augmenting it on the device
+(``LevelPolicy`` at level 2 on every op), gradient clipping and the round's bookkeeping. Each
+figure is the median of several timed steps (or rounds) after warm-up. On CUDA the model step
+runs in bf16 autocast and the MFU is model FLOPs/s over the device's bf16 dense peak.
+``--quick`` is a smoke run with too few steps to be a measurement.
 """
 from __future__ import annotations
 
@@ -18,12 +23,16 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from adaptive_de.augment import OPS, LevelPolicy
+from adaptive_de.config import TrainConfig
 from adaptive_de.device import autocast
 from adaptive_de.files import atomic_write_text
 from adaptive_de.models import PRESETS, FaceTransformerConfig, build_model
+from adaptive_de.trainer import InnerTrainer
 from benchmarks.machine import machine_info
 
 NUM_CLASSES = 11  # LaPa
+ROUND_DATA = "synth:train=512,val=16,test=16"  # train_round needs real label maps; their content costs nothing
 # Dense bf16 tensor-core peaks (TFLOP/s) by a substring of torch.cuda.get_device_name();
 # the first match wins, so more specific names come first.
 PEAK_BF16_TFLOPS = (
@@ -53,10 +62,11 @@ def counted_flops(model: torch.nn.Module, x: torch.Tensor, backward: bool = Fals
 
 
 def train_step_seconds(model: torch.nn.Module, batch: int, size: int, device: torch.device, *,
-                       warmup: int, iters: int) -> list[float]:
+                       warmup: int, iters: int, compiled: bool = False) -> list[float]:
     """Wall time of each timed training step (forward, CE, backward, AdamW) on a fixed random batch."""
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    forward = torch.compile(model) if compiled else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch, size, size), device=device)
 
@@ -69,7 +79,7 @@ def train_step_seconds(model: torch.nn.Module, batch: int, size: int, device: to
         sync()
         start = time.perf_counter()
         with autocast(device):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(forward(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -79,14 +89,29 @@ def train_step_seconds(model: torch.nn.Module, batch: int, size: int, device: to
     return times
 
 
-def bench_cpu_training(preset: str, batch: int, *, warmup: int, iters: int) -> dict:
+def bench_cpu_training(preset: str, batch: int, *, warmup: int, iters: int, compiled: bool = False) -> dict:
     torch.manual_seed(0)
     model = build_model(preset, num_classes=NUM_CLASSES)
     size = model.preset.image_size
-    times = train_step_seconds(model, batch, size, torch.device("cpu"), warmup=warmup, iters=iters)
+    times = train_step_seconds(model, batch, size, torch.device("cpu"), warmup=warmup, iters=iters, compiled=compiled)
     step = statistics.median(times)
     return {"params": sum(p.numel() for p in model.parameters()), "batch": batch, "image_size": size,
-            "timed_steps": iters, "step_ms_median": 1e3 * step, "images_per_s": batch / step}
+            "compiled": compiled, "timed_steps": iters, "step_ms_median": 1e3 * step, "images_per_s": batch / step}
+
+
+def bench_train_round(preset: str, batch: int, device: torch.device, *, compiled: bool, warmup: int, steps: int,
+                      rounds: int = 3) -> dict:
+    """``InnerTrainer.train_round`` throughput: sampler mixture, ``LevelPolicy`` at level 2, CE, on ``device``."""
+    config = TrainConfig(preset=preset, data=ROUND_DATA, batch_size=batch, steps=100_000, device=str(device),
+                         compile=compiled, seed=0)
+    trainer = InnerTrainer(config, splits=("train",))
+    trainer.sampler.set_coefficients((0.5, 0.5, 0.0))
+    policy = LevelPolicy([2] * len(OPS))
+    trainer.train_round(policy, steps=warmup)
+    speeds = [trainer.train_round(policy, steps=steps)["images_per_s"] for _ in range(rounds)]
+    ips = statistics.median(speeds)
+    return {"preset": preset, "batch": batch, "compiled": compiled, "timed_steps": rounds * steps,
+            "images_per_s": ips, "seconds_per_1000_steps": 1000 * batch / ips}
 
 
 def bench_paper_size(preset: str) -> dict:
@@ -108,7 +133,8 @@ def peak_tflops(device_name: str, override: float | None) -> float | None:
     return next((peak for key, peak in PEAK_BF16_TFLOPS if key in device_name), None)
 
 
-def bench_cuda_training(preset: str, batch: int, *, warmup: int, iters: int, peak_override: float | None) -> dict:
+def bench_cuda_training(preset: str, batch: int, *, warmup: int, iters: int, peak_override: float | None,
+                        compiled: bool = True) -> dict:
     """bf16-autocast training throughput of the parsing model and its MFU (model FLOPs/s over the bf16 peak)."""
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
@@ -117,12 +143,12 @@ def bench_cuda_training(preset: str, batch: int, *, warmup: int, iters: int, pea
     size = model.preset.image_size
     # Model FLOPs of forward + backward for one image, counted once at batch 1 on the CPU.
     flops_per_image = counted_flops(model, torch.randn(1, 3, size, size), backward=True)
-    times = train_step_seconds(model, batch, size, device, warmup=warmup, iters=iters)
+    times = train_step_seconds(model, batch, size, device, warmup=warmup, iters=iters, compiled=compiled)
     images_per_s = batch / statistics.median(times)
     peak = peak_tflops(name, peak_override)
     achieved = flops_per_image * images_per_s
     return {"device": name, "preset": preset, "task": "parsing", "batch": batch, "image_size": size,
-            "dtype": "bf16 autocast", "timed_steps": iters, "images_per_s": images_per_s,
+            "dtype": "bf16 autocast", "compiled": compiled, "timed_steps": iters, "images_per_s": images_per_s,
             "train_gflops_per_image": flops_per_image / 1e9, "achieved_tflops": achieved / 1e12,
             "peak_tflops": peak, "mfu": None if peak is None else achieved / (peak * 1e12),
             "max_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30}
@@ -145,19 +171,38 @@ def main(argv: list[str] | None = None) -> int:
         results["cpu_training"][preset] = r
         print(f"cpu {preset:>5}: {r['params']:>10,} params  {r['images_per_s']:8.1f} images/s  "
               f"({r['step_ms_median']:.0f} ms/step, batch {r['batch']}, {r['image_size']} px)")
+    cpu = torch.device("cpu")
+    r = results["cpu_training_compiled"] = bench_cpu_training("tiny", args.cpu_batch, warmup=warmup, iters=iters,
+                                                              compiled=True)
+    print(f"cpu  tiny compiled: {r['images_per_s']:8.1f} images/s")
+    results["cpu_train_round"] = {}
+    for compiled in (False, True):
+        r = bench_train_round("tiny", args.cpu_batch, cpu, compiled=compiled, warmup=warmup, steps=iters)
+        results["cpu_train_round"]["compiled" if compiled else "eager"] = r
+        print(f"cpu  tiny train_round {'compiled' if compiled else 'eager':>8}: {r['images_per_s']:8.1f} images/s")
 
     r = results["vit-p12s8"] = bench_paper_size("vit-p12s8")
     print(f"vit-p12s8: {r['backbone_params']:,} backbone params  {r['gmacs_analytic']:.3f} GMACs/image analytic, "
           f"{r['gmacs_flop_counter']:.3f} counted")
 
+    results["cuda_training"] = results["cuda_training_eager"] = results["cuda_train_round"] = None
     if torch.cuda.is_available():
-        r = results["cuda_training"] = bench_cuda_training("vit-p12s8", args.cuda_batch, warmup=warmup, iters=iters,
-                                                           peak_override=args.peak_tflops)
-        mfu = "unknown peak" if r["mfu"] is None else f"MFU {100 * r['mfu']:.1f}%"
-        print(f"cuda vit-p12s8: {r['images_per_s']:.0f} images/s at batch {r['batch']} on {r['device']}, "
-              f"{r['achieved_tflops']:.0f} TFLOP/s, {mfu}")
-    else:
-        results["cuda_training"] = None
+        cuda = torch.device("cuda")
+        for key, compiled in (("cuda_training_eager", False), ("cuda_training", True)):
+            r = results[key] = bench_cuda_training("vit-p12s8", args.cuda_batch, warmup=warmup, iters=iters,
+                                                   peak_override=args.peak_tflops, compiled=compiled)
+            mfu = "unknown peak" if r["mfu"] is None else f"MFU {100 * r['mfu']:.1f}%"
+            print(f"cuda vit-p12s8 {'compiled' if compiled else 'eager':>8}: {r['images_per_s']:.0f} images/s at batch "
+                  f"{r['batch']} on {r['device']}, {r['achieved_tflops']:.0f} TFLOP/s, {mfu}")
+        rounds = results["cuda_train_round"] = {
+            "vit-p12s8": bench_train_round("vit-p12s8", args.cuda_batch, cuda, compiled=True, warmup=warmup,
+                                           steps=iters),
+            "small": bench_train_round("small", 128, cuda, compiled=True, warmup=warmup, steps=5 * iters)}
+        rounds["vit-p12s8"]["ratio_to_model_step"] = (rounds["vit-p12s8"]["images_per_s"]
+                                                      / results["cuda_training"]["images_per_s"])
+        print(f"cuda train_round vit-p12s8: {rounds['vit-p12s8']['images_per_s']:.0f} images/s "
+              f"({rounds['vit-p12s8']['ratio_to_model_step']:.2f}x the model step); small batch 128: "
+              f"{rounds['small']['seconds_per_1000_steps']:.1f} s per 1,000 steps")
 
     atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -168,7 +168,7 @@ class FaceParsingAugmentEnv(gym.Env):
         with isolated_rng(self.trainer.device):
             self.trainer.load_state_dict(self._start_state)
         self.trainer.sample_generator.manual_seed(self._episode_seed)
-        self.trainer.generator.manual_seed(self._episode_seed + 1)
+        self.trainer.augment_generator.manual_seed(self._episode_seed + 1)
         self._round = 0
         self._done = False
         self._last_action = np.zeros(len(OPS) + 1, dtype=np.int64)

@@ -133,7 +133,7 @@ class PopulationEnv(VecEnv):
         for i, trainer in enumerate(self.trainers):
             with isolated_rng(trainer.device):
                 trainer.load_state_dict(self._start_state)
-            trainer.generator.manual_seed(_mix(self._run_seed, 1, i))
+            trainer.augment_generator.manual_seed(_mix(self._run_seed, 1, i))
         self._round = 0
         self._scores = [self._start_scores] * self.num_envs
         self._values = [self._start_scores["reward"]] * self.num_envs

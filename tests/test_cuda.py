@@ -1,4 +1,7 @@
 """CUDA paths (skipped without a GPU): data and augmentation on the device, bf16 autocast, REINFORCE."""
+import math
+import warnings
+
 import pytest
 import torch
 
@@ -30,3 +33,26 @@ def test_cuda_state_round_trip(tmp_path):
     b.load(tmp_path / "t.pt")
     assert b.step == 2 and all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(),
                                                                  b.model.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("loss", ["ce", "reinforce"])
+def test_train_round_syncs_once_per_round(loss, compiled):
+    """After a warm-up round (lazy optimiser state, the noise bank, compilation), a round of 4 steps with
+    every augmentation op and a class-balanced/uniform sampler mix waits for the GPU once: its read-out."""
+    t = InnerTrainer(TrainConfig(loss=loss, steps=12, batch_size=8, device="cuda", compile=compiled),
+                     data=synth_splits(32, 16))
+    t.sampler.set_coefficients((0.5, 0.5, 0.0))
+    policy = LevelPolicy([4] * 16)
+    t.train_round(policy, steps=2)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stats = t.train_round(policy, steps=4)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, [str(w.message) for w in syncs]
+    assert math.isfinite(stats["loss"]) and stats["steps"] == 4

@@ -86,7 +86,8 @@ def test_exploit_copies_the_best_members_weights_to_the_worst(env):
     pointers = [{t.data_ptr() for t in m.values()} for m in moments]
     assert not pointers[0] & pointers[1]  # copied, not shared: each member updates its own Adam moments
     # members keep their own augmentation streams
-    assert not torch.equal(env.trainers[loser].generator.get_state(), env.trainers[winner].generator.get_state())
+    streams = [env.trainers[i].augment_generator.get_state() for i in (loser, winner)]
+    assert not torch.equal(*streams)
 
 
 def test_the_final_member_is_chosen_on_a_selection_split_disjoint_from_the_reward_subset(env):

@@ -91,13 +91,17 @@ def test_info_keys_grads_and_bf16():
     target = torch.randint(0, 3, (2, 6, 6))
     loss, info = reinforce_loss(logits, target, get_reward("f1_fp"), num_samples=4, baseline="greedy",
                                 entropy_weight=0.01, ce_weight=0.1)
-    assert set(info) == {"reward", "reward_greedy", "advantage_std", "entropy", "ce"}
-    assert all(isinstance(v, float) for v in info.values())
+    assert set(info) == {"reward", "reward_greedy", "advantage_std", "entropy", "ce", "per_image_ce"}
+    # detached tensors, left on the device: a training step need not wait to read them
+    assert all(isinstance(v, torch.Tensor) and not v.requires_grad for v in info.values())
+    per_image = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none").mean((1, 2))
+    torch.testing.assert_close(info["per_image_ce"], per_image)
+    torch.testing.assert_close(info["ce"], per_image.mean())
     loss.backward()
     assert logits.grad.dtype == torch.bfloat16 and torch.isfinite(logits.grad.float()).all()
 
     _, info = reinforce_loss(logits.detach(), target, get_reward("f1_fp"))
-    assert set(info) == {"reward", "advantage_std", "entropy"}
+    assert set(info) == {"reward", "advantage_std", "entropy", "ce", "per_image_ce"}
 
 
 def test_constant_reward_gives_no_policy_gradient():

@@ -62,6 +62,15 @@ def test_unseen_images_count_as_hardest():
     assert p[2] == p[1] > p[0]
 
 
+def test_non_finite_losses_leave_the_averages_alone():
+    s = LossPrioritisedSampler(3)
+    s.update(torch.tensor([0, 1]), torch.tensor([0.5, 1.0]))
+    before = s.state_dict()
+    s.update(torch.tensor([0, 2]), torch.tensor([float("nan"), float("inf")]))
+    assert torch.equal(s.state_dict()["ema"], before["ema"]) and torch.equal(s.state_dict()["seen"], before["seen"])
+    assert torch.isfinite(s.probabilities()).all()
+
+
 def test_mixture_is_the_weighted_sum_and_validates():
     lb = labels_with_rare_class()
     m = MixtureSampler(lb, 3, coefficients=(1.0, 1.0, 0.0))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import gpu_report, learning, rewards_study, runs
+from benchmarks import gpu_report, learning, rewards_study, runs, train_speed
 
 
 def scores(*values):
@@ -77,7 +77,7 @@ def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monke
     assert text.count("not run") == 1  # only the augmentation benchmark is missing
 
 
-@pytest.mark.parametrize("module", [learning, gpu_report])
+@pytest.mark.parametrize("module", [learning, gpu_report, train_speed])
 def test_study_modules_document_their_command(module):
     assert f"python -m {module.__name__}" in module.__doc__
 
@@ -139,3 +139,24 @@ def test_rewards_study_targets_need_the_interval_or_the_fp_cut():
     assert not c["noisy"]["f1_target_met"] and c["noisy"]["test_mean_f1_gap"]["ci95"][0] < 0
     assert c["clean"]["fp_target_met"] and c["clean"]["test_fp_rate_change"] == pytest.approx(-0.16)
     assert rewards_study.comparisons(arms)["best_by_val"] == "noisy"  # chosen on val, not test
+
+
+@pytest.mark.slow
+def test_train_speed_runs_two_versions_side_by_side():
+    """Against the last commit: two processes, each importing its own package, give the same first losses."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or subprocess.run(["git", "-C", str(train_speed.ROOT), "rev-parse", "HEAD"],
+                                                     capture_output=True).returncode:
+        pytest.skip("needs the git history")
+    result = train_speed.compare("HEAD", **train_speed.QUICK)
+    first = result["first_losses"]
+    assert first["baseline"][0] == first["current"][0]  # before any update: the same model on the same batch
+    assert result["losses_agree"]
+    assert result["packages"]["current"] == str(train_speed.ROOT / "adaptive_de")
+    assert result["packages"]["baseline"] != result["packages"]["current"]
+    assert all(v > 0 for v in result["images_per_s"].values())
+    assert len(result["per_block_ratio"]) == train_speed.QUICK["blocks"]
+    text = train_speed.report({**result, "step_profile": {"attention": 0.4, "other": 0.6}})
+    assert "train_round_speedup_cpu" in text and "| attention | 40.0% |" in text

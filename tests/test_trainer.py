@@ -66,13 +66,56 @@ def test_reinforce_round_reports_reward(data):
     assert -0.3 <= stats["reward"] <= 1.0 and stats["grad_norm"] > 0  # f1_fp lies in [-w, 1]
 
 
-def test_non_finite_loss_is_reported_and_not_applied(data, monkeypatch):
+def test_non_finite_step_is_skipped_and_reported_at_the_end_of_the_round(data, monkeypatch):
     t = make(data)
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
-    monkeypatch.setattr(t, "_forward", lambda x: t.model(x) * float("nan"))
-    with pytest.raises(NonFiniteLossError, match="step 0"):
-        t.train_round(steps=1)
-    assert all(torch.equal(before[k], v) for k, v in t.model.state_dict().items())
+    forward, calls = t._forward, []
+
+    def nan_on_second_step(x):
+        calls.append(1)
+        return forward(x) * (float("nan") if len(calls) == 2 else 1.0)
+
+    monkeypatch.setattr(t, "_forward", nan_on_second_step)
+    with pytest.raises(NonFiniteLossError, match="at step 1 "):
+        t.train_round(steps=3)
+    assert len(calls) == 3 and t.step == 3  # the round ran on after the bad step
+    after = t.model.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert not all(torch.equal(before[k], v) for k, v in after.items())  # steps 0 and 2 were applied
+    steps_taken = {int(s["step"]) for s in t.optimizer.state_dict()["state"].values()}
+    assert steps_taken == {2}  # the fused AdamW skipped step 1 on the device
+    assert not hasattr(t.optimizer, "found_inf")
+
+
+def test_round_matches_a_plain_training_loop(data):
+    """An independent loop (eager AdamW, loss read every step) gives the round's losses, norms and weights."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from adaptive_de.trainer import normalise, param_groups
+    t = make(data)
+    model = copy.deepcopy(t.model)
+    c = t.config
+    opt = torch.optim.AdamW(param_groups(model, c.weight_decay), lr=c.lr, betas=(0.9, 0.999), foreach=False)
+    generator = torch.Generator()
+    generator.set_state(t.sample_generator.get_state())
+    losses, norms = [], []
+    for step in range(4):
+        idx = torch.randint(len(data["train"].images), (c.batch_size,), generator=generator)
+        for group in opt.param_groups:
+            group["lr"] = t.lr_at(step)
+        loss = F.cross_entropy(model(normalise(data["train"].images[idx])), data["train"].labels[idx].long())
+        opt.zero_grad()
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)))
+        opt.step()
+        losses.append(loss.item())
+    stats = t.train_round(steps=4)
+    assert stats["loss"] == pytest.approx(sum(losses) / 4, rel=1e-5)
+    assert stats["grad_norm"] == pytest.approx(sum(norms) / 4, rel=1e-4)
+    for a, b in zip(model.parameters(), t.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_evaluate_matches_metrics_module(data):

@@ -68,32 +68,40 @@ class ClassBalancedSampler(Sampler):
 class LossPrioritisedSampler(Sampler):
     """Weights ∝ exp(loss_i / τ) from an exponential moving average of each image's training loss.
 
-    Images not yet seen carry the largest loss observed so far, so they are drawn early.
+    Images not yet seen carry the largest loss observed so far, so they are drawn early. The averages
+    live on the device of the losses they observe, so ``update`` never waits for a GPU; only drawing
+    from this sampler reads them back.
     """
 
-    def __init__(self, num_items: int, temperature: float = 0.5, momentum: float = 0.9):
+    def __init__(self, num_items: int, temperature: float = 0.5, momentum: float = 0.9,
+                 device: torch.device | str = "cpu"):
         self.temperature, self.momentum = temperature, momentum
-        self.ema = torch.zeros(num_items, dtype=torch.float64)
-        self.seen = torch.zeros(num_items, dtype=torch.bool)
+        self.ema = torch.zeros(num_items, dtype=torch.float64, device=device)
+        self.seen = torch.zeros(num_items, dtype=torch.bool, device=device)
 
     def update(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        indices, losses = indices.cpu(), losses.detach().double().cpu()
-        old = torch.where(self.seen[indices], self.ema[indices], losses)
-        self.ema[indices] = self.momentum * old + (1 - self.momentum) * losses
-        self.seen[indices] = True
+        if self.ema.device != losses.device:
+            self.ema, self.seen = self.ema.to(losses.device), self.seen.to(losses.device)
+        indices, losses = indices.to(losses.device), losses.detach().double()
+        seen, ema = self.seen[indices], self.ema[indices]
+        new = self.momentum * torch.where(seen, ema, losses) + (1 - self.momentum) * losses
+        finite = torch.isfinite(losses)  # a non-finite step (which the trainer does not apply) teaches nothing
+        self.ema[indices] = torch.where(finite, new, ema)
+        self.seen[indices] = seen | finite
 
     def probabilities(self) -> torch.Tensor:
-        if not self.seen.any():
-            return torch.full_like(self.ema, 1.0 / len(self.ema))
-        loss = torch.where(self.seen, self.ema, self.ema[self.seen].max())
-        logits = loss / self.temperature
-        return torch.softmax(logits, 0)
+        ema, seen = self.ema.cpu(), self.seen.cpu()
+        if not seen.any():
+            return torch.full_like(ema, 1.0 / len(ema))
+        loss = torch.where(seen, ema, ema[seen].max())
+        return torch.softmax(loss / self.temperature, 0)
 
     def state_dict(self) -> dict:
-        return {"ema": self.ema.clone(), "seen": self.seen.clone()}
+        return {"ema": self.ema.cpu().clone(), "seen": self.seen.cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.ema, self.seen = state["ema"].clone(), state["seen"].clone()
+        device = self.ema.device
+        self.ema, self.seen = state["ema"].to(device).clone(), state["seen"].to(device).clone()
 
 
 class MixtureSampler(Sampler):
@@ -101,7 +109,8 @@ class MixtureSampler(Sampler):
 
     def __init__(self, labels: torch.Tensor, num_classes: int, coefficients: Sequence[float] = (1.0, 0.0, 0.0)):
         n = len(labels)
-        self.components = (UniformSampler(n), ClassBalancedSampler(labels, num_classes), LossPrioritisedSampler(n))
+        self.components = (UniformSampler(n), ClassBalancedSampler(labels, num_classes),
+                           LossPrioritisedSampler(n, device=labels.device))
         self.set_coefficients(coefficients)
 
     def set_coefficients(self, coefficients: Sequence[float]) -> None:

@@ -53,7 +53,7 @@ def advantages(rewards: Tensor, baseline: str, greedy_rewards: Tensor | None = N
         return rewards - (rewards.sum(0, keepdim=True) - rewards) / (k - 1)
     if baseline == "pair":
         adv = torch.zeros_like(rewards)
-        partner = torch.arange(1, k + 1, 2) % k  # the sample after each even one, wrapping to 0
+        partner = torch.arange(1, k + 1, 2, device=rewards.device) % k  # the sample after each even one, wrapping to 0
         adv[0::2] = rewards[0::2] - rewards[partner]
         return adv
     if baseline == "greedy":
@@ -99,7 +99,7 @@ def reinforce_loss(
     ce_weight: float = 0.0,
     num_classes: int | None = None,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """REINFORCE loss of a per-pixel policy on a per-image reward; returns ``(loss, info)``.
 
     ``logits`` ``[B, 1, H, W]`` is a Bernoulli policy over binary masks (classes {0, 1}, the seed's
@@ -127,8 +127,10 @@ def reinforce_loss(
 
     The mean over samples runs over those that get a gradient (for ``pair`` only the first of each
     pair, so K = 2, ``mean``, ``image`` reproduces the seed's loss). ``num_classes`` defaults to C (2 for
-    the Bernoulli case). ``info`` holds python floats: ``reward`` (mean over samples),
-    ``advantage_std``, ``entropy`` (mean per-pixel, nats), and ``reward_greedy`` / ``ce`` when computed.
+    the Bernoulli case). ``info`` holds detached tensors on the logits' device (reading them is left to the
+    caller, so a training step need not wait for the device): ``reward`` (mean over samples),
+    ``advantage_std``, ``entropy`` (mean per-pixel, nats), ``ce`` (mean cross-entropy of the untempered
+    logits), ``per_image_ce`` ``[B]``, and ``reward_greedy`` with the greedy baseline.
     """
     if baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
@@ -170,13 +172,14 @@ def reinforce_loss(
     else:
         entropy = -torch.dot(probs.flatten(), log_probs.detach().flatten()) / pixels
     stats["entropy"] = entropy.detach()
+    # per-image cross-entropy of the logits as they are: the CE term, and what a loss-prioritised sampler observes
+    ce_log_probs = log_probs if temperature == 1 else _log_probs(logits.float())
+    per_image_ce = F.nll_loss(ce_log_probs, target, reduction="none").mean((1, 2))
     if ce_weight:
-        ce = F.nll_loss(log_probs if temperature == 1 else _log_probs(logits.float()), target)
-        loss = loss + ce_weight * ce
-        stats["ce"] = ce.detach()
-    # one host sync for all the logged numbers
-    info = dict(zip(stats, torch.stack(list(stats.values())).tolist(), strict=True))
-    return loss, info
+        loss = loss + ce_weight * per_image_ce.mean()
+    stats["ce"] = per_image_ce.detach().mean()
+    stats["per_image_ce"] = per_image_ce.detach()
+    return loss, stats
 
 
 def _log_probs(z: Tensor) -> Tensor:
