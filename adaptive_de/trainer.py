@@ -240,7 +240,7 @@ class InnerTrainer:
         out = []
         for chunk in images.split(self.config.eval_batch_size):
             x = normalise(chunk.to(self.device))
-            if self._forward is not self.model:  # one compiled graph for every evaluation batch size
+            if self._forward is not self.model:  # a dynamic batch: evaluation sizes share a graph, not one each
                 torch._dynamo.mark_dynamic(x, 0)
             with autocast(self.device):
                 out.append(self._forward(x).argmax(1))

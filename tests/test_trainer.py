@@ -218,3 +218,19 @@ def test_credit_follows_what_the_reward_allows(data):
     assert make(data, loss="ce_then_reinforce", reward="miou").credit == "image"  # auto: what the reward allows
     assert make(data, loss="ce_then_reinforce", reward="f1_fp").credit == "class"
     make(data, loss="ce", reward="miou", credit="class")  # cross-entropy alone never asks for the split
+
+
+@pytest.mark.slow
+def test_compiled_trainer_matches_eager_and_evaluates_any_batch_size(data):
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    eager, compiled = make(data), make(data, compile=True)
+    assert compiled._forward is not compiled.model and eager._forward is eager.model  # None: CPU stays eager
+    ref, got = eager.train_round(steps=2), compiled.train_round(steps=2)
+    assert got["loss"] == pytest.approx(ref["loss"], rel=1e-4)
+    graphs = counters["stats"]["unique_graphs"]
+    for limit in (5, 7, 11, 3, 13, None):  # None: 24 images, batches of 16 and 8
+        got, ref = compiled.evaluate("val", limit=limit), eager.evaluate("val", limit=limit)
+        assert got["mean_f1"] == pytest.approx(ref["mean_f1"], abs=1e-3)
+    # one graph with a dynamic batch for the sizes below the evaluation batch, one for the full batch
+    assert counters["stats"]["unique_graphs"] - graphs <= 2
