@@ -129,6 +129,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Named sizes: EnvConfig fields over its defaults (the ``cpu`` preset)."""
 
 DEFAULT_COMPARE = ("prior", "trivialaugment", "none")
+BACKENDS = ("inprocess", "ray")  # where a population's members train (envs.members)
+BACKEND_OPTIONS = ("address", "num_cpus", "num_gpus")  # the ray backend's
 
 
 @dataclass
@@ -141,9 +143,18 @@ class RunConfig:
     seed: int = 0  # the population's seed (members' streams, the agent), shared by every method of the run
     agent_kw: dict[str, Any] = field(default_factory=dict)  # agent hyper-parameter overrides
     env: dict[str, Any] = field(default_factory=dict)  # EnvConfig fields
+    # Where the members train (envs.members): inprocess | ray; for ray: address, num_cpus, num_gpus per member.
+    # Execution, not the experiment: on the CPU both give the same numbers, and a resumed run may change them.
+    backend: str = "inprocess"
+    backend_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_types(self)
+        check_choice("backend", self.backend, BACKENDS)
+        unknown = set(self.backend_options) - set(BACKEND_OPTIONS)
+        if unknown:
+            raise UserError(f"unknown backend option(s): {', '.join(sorted(unknown))}; "
+                            f"choose from: {', '.join(BACKEND_OPTIONS)}")
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(**self.env)

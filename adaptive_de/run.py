@@ -69,7 +69,8 @@ from .trainer import load_checkpoint
 CHECKPOINT = Path("checkpoints/latest.pt")
 CHECKPOINT_FORMAT = "adaptive_de.run/4"  # /4: augmentation draws from a CPU generator (rng key "augment")
 FINAL_MODEL = "final_model.pt"
-RESUMABLE_FLAGS = ("device",)
+RESUMABLE_FLAGS = ("device", "backend", "ray_address", "member_cpus", "member_gpus")
+BACKEND_FLAGS = {"ray_address": "address", "member_cpus": "num_cpus", "member_gpus": "num_gpus"}
 ENV_FLAGS = ("data", "inner_loss", "device", "seed")
 
 
@@ -91,6 +92,11 @@ def build_parser() -> CliParser:
                                                           "exploit_every=2 (adaptive_de.presets.EnvConfig)")
     p.add_argument("--device", help="inner trainer device: auto | cpu | cuda | cuda:N (agents run on the CPU)")
     p.add_argument("--seed", type=int, help="seed of the warm-up, the population and the agent (0)")
+    p.add_argument("--backend", help="where the members train: inprocess (default, one after another) or ray "
+                                     "(one Ray actor each, side by side; a local Ray unless --ray-address)")
+    p.add_argument("--ray-address", help="an existing Ray cluster for --backend ray, e.g. auto or ray://HOST:10001")
+    p.add_argument("--member-cpus", type=float, help="CPUs per member with --backend ray (also its torch threads; 1)")
+    p.add_argument("--member-gpus", type=float, help="GPUs per member with --backend ray (0; e.g. 0.25 shares one)")
     p.add_argument("--logdir", help="folder of run folders (default runs)")
     p.add_argument("--name", help="run folder name (default <agent>-<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
@@ -126,9 +132,16 @@ def new_config(args) -> RunConfig:
     agent = args.agent or base.pop("agent", None) or "ppo"
     compare = base.pop("compare", list(DEFAULT_COMPARE)) if args.compare is None else args.compare
     fields = {**base, "agent": agent, "compare": parse_compare(compare, agent), "seed": env_config.seed,
-              "env": env_config.to_dict()}
+              "env": env_config.to_dict(), **backend_fields(args, base)}
     name = args.name or f"{re.sub(r'[^A-Za-z0-9_-]+', '_', agent)}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     return checked_run_config({**fields, "name": name})
+
+
+def backend_fields(args, base: dict[str, Any]) -> dict[str, Any]:
+    """``backend`` and ``backend_options`` from the flags over a config file's (or a resumed run's)."""
+    options = {**(base.get("backend_options") or {}),
+               **{key: getattr(args, flag) for flag, key in BACKEND_FLAGS.items() if getattr(args, flag) is not None}}
+    return {"backend": args.backend or base.get("backend", "inprocess"), "backend_options": options}
 
 
 def resolve_rewards(args, base: EnvConfig) -> dict[str, Any]:
@@ -205,7 +218,7 @@ def resume_inputs(args) -> tuple[Path, RunConfig, dict[str, Any] | None]:
     fields = read_yaml(run_dir / "config.yaml")
     if args.device is not None and isinstance(fields.get("env"), dict):
         fields["env"]["device"] = args.device
-    config = checked_run_config(fields)
+    config = checked_run_config({**fields, **backend_fields(args, fields)})
     checkpoint = None
     if (run_dir / CHECKPOINT).exists():
         checkpoint = load_checkpoint(run_dir / CHECKPOINT)
@@ -319,7 +332,7 @@ def run_methods(config: RunConfig, run_dir: Path, env: PopulationEnv, test, chec
             rows[spec] = play_method(env, agent, test, on_round=on_round, checkpoint=save, resumed=resumed,
                                      schedule=schedule)
         selection = env.selection_set
-        writer.add_image("final/predictions", prediction_grid(env.trainers[env.final["best"]], selection.images[:4],
+        writer.add_image("final/predictions", prediction_grid(env.final_trainer(), selection.images[:4],
                                                               selection.labels[:4], env.scheme), 0)
         writer.add_scalar("final/test_mean_f1", rows[spec]["test_mean_f1"], env.rounds)
         writer.close()
@@ -441,12 +454,12 @@ def _main(argv: list[str] | None) -> int:
         if run_dir.exists():
             raise UserError(f"run folder {run_dir} exists; continue it with --resume {run_dir} or pick another --name")
     # Loads the data and trains the warm-up if needed: every input error surfaces before the folder exists.
-    env = PopulationEnv(**config.env, progress=True)
-    test = load(env.config.data, "test", size=env.trainers[0].image_size)
+    env = PopulationEnv(**config.env, progress=True, backend=config.backend, backend_options=config.backend_options)
+    test = load(env.config.data, "test", size=env.reference.image_size)
     c = env.config
     console.print(f"run {run_dir}: agent {config.agent}, preset {c.preset}; populations of {c.members} x {c.rounds} "
                   f"rounds x {c.steps_per_round} {c.inner_loss} steps of {c.model} on {c.data} "
-                  f"({len(env.trainers[0].data['train'].images)} train images, {env.trainers[0].device})")
+                  f"({len(env.reference.data['train'].images)} train images, {env.reference.device})")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", to_yaml(config.to_dict()))
     rows = run_methods(config, run_dir, env, test, checkpoint, console)

@@ -52,6 +52,11 @@ def prior_logits() -> list[np.ndarray]:
     return dims
 
 
+def sample_prior(rng: np.random.Generator) -> np.ndarray:
+    """One action (16 levels, then the sampling mode's index) drawn from the prior with ``rng``."""
+    return np.array([rng.choice(len(logits), p=np.exp(logits)) for logits in prior_logits()], dtype=np.int64)
+
+
 # best_fixed's candidates (levels in OPS order, then the sampling mode's index): no candidate knows the test shift.
 GRID: dict[str, list[int]] = {
     "geometric": [3, 3, 2, 2, 0, 4] + [0] * 10 + [0],
@@ -87,10 +92,9 @@ class PriorAgent(SeededAgent):
 
     def __init__(self, env: Any, *, seed: int = 0):
         super().__init__(env, name="prior", seed=seed)
-        self.probabilities = [np.exp(logits) for logits in prior_logits()]
 
     def sample(self) -> np.ndarray:
-        return np.array([self.rng.choice(len(p), p=p) for p in self.probabilities], dtype=np.int64)
+        return sample_prior(self.rng)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self._batched(observation, self.sample), None

@@ -21,7 +21,7 @@ from adaptive_de.data import FaceParsingSet
 from adaptive_de.data.labels import LAPA
 from adaptive_de.data.synthetic import render_faces
 from adaptive_de.files import atomic_write_text
-from benchmarks import bench_augment, bench_model, bench_synth, train_speed
+from benchmarks import bench_augment, bench_model, bench_synth, ray_overhead, train_speed
 from benchmarks.headroom import matched_policy
 from benchmarks.machine import machine_info
 from benchmarks.overhead import overhead_ratio
@@ -32,6 +32,7 @@ SECTION = "Speed suite (issue 7)"
 # metric -> (comparison, bound as written, unit note): the one place the speed targets are set
 BOUNDS = {"overhead_ratio": ("<=", "1.10", ""), "augment_speedup_vs_kornia": (">=", "3", ""),
           "reinforce_step_ratio": ("<=", "1.3", ""), "train_round_speedup_cpu": (">=", f"{train_speed.TARGET:g}", ""),
+          "ray_overhead_ratio": ("<=", f"{ray_overhead.TARGET:g}", ""),
           "synth_faces_per_s": (">=", f"{bench_synth.TARGET_64:g}", " (64 px)")}
 TARGETS = {k: f"{op} {bound}{note}" for k, (op, bound, note) in BOUNDS.items()}
 
@@ -80,6 +81,8 @@ def main() -> None:
     out.update(overhead_ratio(quick=args.quick))
     speed = train_speed.compare(train_speed.BASELINE, **(train_speed.QUICK if args.quick else train_speed.FULL))
     out["train_round_speedup_cpu"] = speed["train_round_speedup_cpu"]
+    repeats = 1 if args.quick else 2
+    out["ray_overhead_ratio"] = ray_overhead.compare(repeats, rounds=repeats)["ray_overhead_ratio"]
 
     print("\nmetric                         value      target")
     for key in BOUNDS:

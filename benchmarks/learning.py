@@ -60,7 +60,7 @@ from benchmarks.runs import (  # noqa: E402
 )
 
 LEARNERS = ("ppo",)
-NON_LEARNING = ("prior", "pbt", "best_fixed", "trivialaugment", "randaugment", "none")
+NON_LEARNING = ("prior", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none")
 ORACLE = "oracle"
 ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
 METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
@@ -71,10 +71,17 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int) -> dic
     """One method's population run on one seed (module level: ``--jobs`` workers call it)."""
     from envs import PopulationEnv
 
-    population = PopulationEnv(preset, **{**env, "seed": seed})
-    test = load(population.config.data, "test", size=population.trainers[0].image_size)
-    agent = make_agent(ORACLE_SPEC if method == ORACLE else method, population, seed=seed)
-    row = play_method(population, agent, test)
+    if method == "pbt_tune":  # Ray Tune's PBT drives its own trials: no PopulationEnv
+        from agents.pbt_tune import run_pbt_tune
+        from envs.face_parsing import build_trainer
+        config = EnvConfig.from_preset(preset, **{**env, "seed": seed})
+        test = load(config.data, "test", size=build_trainer(config).image_size)
+        row = run_pbt_tune(config, test, seed=seed)
+    else:
+        population = PopulationEnv(preset, **{**env, "seed": seed})
+        test = load(population.config.data, "test", size=population.reference.image_size)
+        agent = make_agent(ORACLE_SPEC if method == ORACLE else method, population, seed=seed)
+        row = play_method(population, agent, test)
     print(f"{method:>15} seed {seed}: test mean F1 {100 * row['test_mean_f1']:.2f} "
           f"({row['wall_seconds']:.0f} s, {row['compute_inner_steps']} inner steps)", flush=True)
     return {"method": method, "seed": seed, "row": row}

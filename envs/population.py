@@ -29,6 +29,12 @@ images after the reward subset, disjoint from it); the best one is the run's res
 ``final`` holds its index, every member's selection score and its trainer state. The next step (or
 ``reset``) starts a new run from the start state; ``final`` survives until then.
 
+**Backends** (``envs.members``): ``backend="inprocess"`` (default) trains the members one after another
+in this process; ``backend="ray"`` makes each member a Ray actor (``backend_options``: ``address``,
+``num_cpus``, ``num_gpus`` per member), trains a round's members at the same time, and restarts a member
+whose actor dies from its last state. On the CPU, with as many torch threads per member, both give the
+same numbers.
+
 ``state_dict``/``load_state_dict`` capture every member (model, optimiser, sampler, RNGs) and the
 run's counters, so a run restored at a round boundary continues bit-identically on CPU.
 """
@@ -48,7 +54,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS, LevelPolicy, Policy, make_policy
 from adaptive_de.errors import UserError
 from adaptive_de.presets import EnvConfig
 from adaptive_de.rewards import get_reward
-from adaptive_de.trainer import InnerTrainer, NonFiniteLossError
+from adaptive_de.trainer import InnerTrainer
 from envs.face_parsing import (
     LEVEL_P,
     SAMPLING_MODES,
@@ -58,6 +64,7 @@ from envs.face_parsing import (
     score_info,
     val_slice,
 )
+from envs.members import InProcess, make_members
 
 POINTS = 100.0  # rewards in points of the reward's value (x100), readable beside F1 in %
 
@@ -84,21 +91,23 @@ class PopulationEnv(VecEnv):
     Args:
         preset: env preset (``adaptive_de.presets.PRESETS``) giving the sizes.
         progress: show a progress bar while pre-training a missing warm-up checkpoint.
+        backend: ``"inprocess"`` or ``"ray"`` (see the module docstring); ``backend_options`` go to it.
         **options: any ``EnvConfig`` field over the preset (members, exploit_every, exploit_fraction,
             rounds, steps_per_round, val_subset, data, inner_loss, reward, seed, device, ...).
     """
 
     render_mode = None
 
-    def __init__(self, preset: str = "cpu", *, progress: bool = False, **options: Any):
+    def __init__(self, preset: str = "cpu", *, progress: bool = False, backend: str = "inprocess",
+                 backend_options: dict[str, Any] | None = None, **options: Any):
         self.config = c = EnvConfig.from_preset(preset, **options)
         check_population(c)
         first = build_trainer(c, progress=progress)
         check_population(c, len(first.data["val"]))
-        self.trainers: list[InnerTrainer] = [first] + [build_trainer(c, data=first.data) for _ in range(c.members - 1)]
         self._start_state = copy.deepcopy(first.state_dict())
-        for trainer in self.trainers[1:]:
-            trainer.load_state_dict(self._start_state)
+        # This process's trainer: the start state and scores, the data's shapes, and (with Ray) the final model.
+        self.reference = first
+        self.members = make_members(backend, c, first, c.members, **(backend_options or {}))
         self.scheme = first.scheme
         self.class_names: tuple[str, ...] = self.scheme.classes
         self.rounds = c.rounds
@@ -117,6 +126,13 @@ class PopulationEnv(VecEnv):
         self._start_run(self.config.seed)
 
     @property
+    def trainers(self) -> list[InnerTrainer]:
+        """The members' live trainers (in-process backend only; Ray members live in their actors)."""
+        if not isinstance(self.members, InProcess):
+            raise AttributeError(f"the {self.members.name} backend's trainers live in its actors")
+        return self.members.trainers
+
+    @property
     def member_steps(self) -> int:
         """Inner training steps of one member's whole run."""
         return self.config.episode_steps
@@ -130,10 +146,7 @@ class PopulationEnv(VecEnv):
     def _start_run(self, seed: int) -> None:
         """Every member back to the start state; per-member augmentation streams from ``seed``."""
         self._run_seed = int(seed)
-        for i, trainer in enumerate(self.trainers):
-            with isolated_rng(trainer.device):
-                trainer.load_state_dict(self._start_state)
-            trainer.augment_generator.manual_seed(_mix(self._run_seed, 1, i))
+        self.members.call("start", [(self._start_state, _mix(self._run_seed, 1, i)) for i in range(self.num_envs)])
         self._round = 0
         self._scores = [self._start_scores] * self.num_envs
         self._values = [self._start_scores["reward"]] * self.num_envs
@@ -170,26 +183,21 @@ class PopulationEnv(VecEnv):
         self._round += 1
         previous = list(self._values)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        for i, (trainer, action) in enumerate(zip(self.trainers, actions, strict=True)):
-            policy, levels = self._member_policy(action)
-            mode = list(SAMPLING_MODES)[int(action[-1])]
-            trainer.sampler.set_coefficients(SAMPLING_MODES[mode])
-            # Common random numbers: the round's batch indices are the same for every member of a mode.
-            trainer.sample_generator.manual_seed(_mix(self._run_seed, 2, self._round))
-            try:
-                with isolated_rng(trainer.device):
-                    torch.manual_seed(_mix(self._run_seed, 3, self._round, i))  # dropout
-                    stats = trainer.train_round(policy, steps=self.config.steps_per_round)
-            except NonFiniteLossError as e:  # the member keeps its model; its round scores as no improvement
-                stats = {"loss": math.nan, "reward": math.nan, "lr": math.nan}
-                infos[i]["error"] = str(e)
+        plans = [self._member_policy(action) for action in actions]
+        modes = [list(SAMPLING_MODES)[int(action[-1])] for action in actions]
+        results = self.members.call("play_round", [
+            (policy, mode, _mix(self._run_seed, 2, self._round), _mix(self._run_seed, 3, self._round, i))
+            for i, ((policy, _), mode) in enumerate(zip(plans, modes, strict=True))])
+        for i, (action, (_, levels), mode, result) in enumerate(zip(actions, plans, modes, results, strict=True)):
+            stats = result["stats"]
             self._last_actions[i] = action
             self._last_losses[i] = stats["loss"] if math.isfinite(stats["loss"]) else 0.0
-            with isolated_rng(trainer.device):
-                self._scores[i] = trainer.evaluate(self.reward_set, reward_fn=self.reward_fn)
+            self._scores[i] = result["scores"]
             self._values[i] = self._scores[i]["reward"]
             infos[i].update(levels=levels, sampler=mode, train_loss=stats["loss"], train_reward=stats["reward"],
-                            lr=stats["lr"], inner_step=trainer.step, nonfinite=bool(infos[i].get("error")))
+                            lr=stats["lr"], inner_step=stats["inner_step"], nonfinite=result["error"] is not None)
+            if result["error"] is not None:  # the member keeps its model; its round scores as no improvement
+                infos[i]["error"] = result["error"]
         gains = np.array(self._values) - np.array(previous)
         rewards = (POINTS * (gains - gains.mean())).astype(np.float32)
         donors: list[int | None] = [None] * self.num_envs
@@ -220,31 +228,33 @@ class PopulationEnv(VecEnv):
         order = sorted(range(self.num_envs), key=lambda i: (self._values[i], -i))  # worst first; ties: later first
         donors: list[int | None] = [None] * self.num_envs
         for loser, winner in zip(order[:n], reversed(order[-n:]), strict=True):
-            self.trainers[loser].model.load_state_dict(self.trainers[winner].model.state_dict())
-            # Optimizer.load_state_dict keeps the given tensors (same device and dtype): copy them, or the two
-            # members would share, and both update in place, one set of Adam moments.
-            self.trainers[loser].optimizer.load_state_dict(copy.deepcopy(self.trainers[winner].optimizer.state_dict()))
-            self.trainers[loser].sampler.load_state_dict(copy.deepcopy(self.trainers[winner].sampler.state_dict()))
+            self.members.copy_member(loser, winner)
             self._values[loser], self._scores[loser] = self._values[winner], self._scores[winner]
             donors[loser] = winner
         return donors
 
     def _finish(self) -> None:
         """Score every member on the selection subset; the best is the run's final model."""
-        selection = []
-        for trainer in self.trainers:
-            with isolated_rng(trainer.device):
-                selection.append(trainer.evaluate(self.selection_set, reward_fn=self.reward_fn)["reward"])
+        selection = [scores["reward"] for scores in self.members.call("score", [("selection",)] * self.num_envs)]
         best = int(np.argmax(selection))
-        self.final = {"best": best, "selection": selection, "state": copy.deepcopy(self.trainers[best].state_dict())}
+        state = self.members.call("state_dict", members=[best])[0]
+        self.final = {"best": best, "selection": selection, "state": copy.deepcopy(state)}
 
     def evaluate_final(self, split: str | Any = "test") -> dict[str, Any]:
         """The final (best) member's scores on a split (``trainer.evaluate``), once the run has ended."""
         if self.final is None:
             raise RuntimeError("no finished run: the population's last round has not been played")
-        best = self.trainers[self.final["best"]]
-        with isolated_rng(best.device):
-            return best.evaluate(split)
+        return self.members.call("evaluate", [(split,)], members=[self.final["best"]])[0]
+
+    def final_trainer(self) -> InnerTrainer:
+        """A trainer holding the final (best) member's model, in this process (e.g. to draw its predictions)."""
+        if self.final is None:
+            raise RuntimeError("no finished run: the population's last round has not been played")
+        if isinstance(self.members, InProcess):
+            return self.members.trainers[self.final["best"]]
+        with isolated_rng(self.reference.device):
+            self.reference.load_state_dict(self.final["state"])
+        return self.reference
 
     # ------------------------------------------------------------------ observations
     def observations(self) -> np.ndarray:
@@ -260,7 +270,7 @@ class PopulationEnv(VecEnv):
     def state_dict(self) -> dict[str, Any]:
         """Every member's trainer state and the run's counters (tensors and plain data: weights-only loadable).
         Like ``nn.Module.state_dict``, the tensors are the live ones: save or copy them before training on."""
-        return {"members": [t.state_dict() for t in self.trainers], "round": self._round, "run_seed": self._run_seed,
+        return {"members": self.members.call("state_dict"), "round": self._round, "run_seed": self._run_seed,
                 "values": list(self._values), "scores": copy.deepcopy(self._scores),
                 "last_actions": torch.from_numpy(self._last_actions.copy()), "last_losses": list(self._last_losses),
                 "override": self._override_spec, "needs_reset": self._needs_reset}
@@ -268,9 +278,7 @@ class PopulationEnv(VecEnv):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["members"]) != self.num_envs:
             raise ValueError(f"the state has {len(state['members'])} members, this population {self.num_envs}")
-        for trainer, member in zip(self.trainers, state["members"], strict=True):
-            with isolated_rng(trainer.device):
-                trainer.load_state_dict(member)
+        self.members.call("load_state_dict", [(member,) for member in state["members"]])
         self._round, self._run_seed = int(state["round"]), int(state["run_seed"])
         self._values, self._scores = list(state["values"]), copy.deepcopy(state["scores"])
         self._last_actions = state["last_actions"].numpy().copy()
@@ -279,7 +287,7 @@ class PopulationEnv(VecEnv):
 
     # ------------------------------------------------------------------ VecEnv plumbing
     def close(self) -> None:
-        pass
+        self.members.close()
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
         return [getattr(self, attr_name)] * len(self._indices(indices))

@@ -144,6 +144,7 @@ BAD_INPUTS = [
     (["--env", "membrs=3"], "unknown env option(s): membrs"),
     (["--preset", "smoke", "--data", "lapa:/no/such/folder"], "folder not found: /no/such/folder"),
     (["--config", "/no/such.yaml"], "config file /no/such.yaml does not exist"),
+    (["--backend", "spark"], "unknown backend 'spark'; choose one of: inprocess, ray"),
 ]
 
 
@@ -208,3 +209,18 @@ def test_config_file_then_flags_and_reward_sides(tmp_path, smoke_run):
     fixed = ",".join(["1"] * 16)
     assert run.parse_compare(f"none,fixed:{fixed},mixed,random", "ppo") == ["none", f"fixed:{fixed},mixed", "random"]
     assert run.parse_compare("ppo,none", "ppo") == ["none"]  # the agent itself is not compared twice
+
+
+@pytest.mark.slow
+def test_ray_backend_writes_the_in_process_numbers(tmp_path, smoke_run):
+    """Members as Ray actors (1 CPU, 1 torch thread each, like the in-process smoke run): the same results."""
+    pytest.importorskip("ray")
+    run_cli("--agent", "ppo", "--preset", "smoke", "--compare", "prior", "--backend", "ray", "--member-cpus", "1",
+            "--logdir", str(tmp_path), "--name", "ray")
+    got = json.loads((tmp_path / "ray" / "results.json").read_text())["methods"]
+    want = json.loads((smoke_run / "results.json").read_text())["methods"]
+    for method in ("ppo", "prior"):
+        assert got[method]["test_mean_f1"] == want[method]["test_mean_f1"]
+        assert got[method]["compute_inner_steps"] == want[method]["compute_inner_steps"]
+    config = RunConfig.from_dict(yaml.safe_load((tmp_path / "ray" / "config.yaml").read_text()))
+    assert config.backend == "ray" and config.backend_options == {"num_cpus": 1.0}
