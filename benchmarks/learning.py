@@ -145,8 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         plot_methods(data, out)
         plot_levels(schedules.get("ppo"), out)
     print(table(data))
-    if out == DOCS and not args.tag:
-        update_results_section(SECTION, report(data, read_noise(out)))
+    if out == DOCS:
+        if args.tag:
+            update_results_section(f"Learning study, side run `{args.tag}`", side_report(data, args.tag))
+        else:
+            update_results_section(SECTION, report(data, read_noise(out)))
 
 
 def read_study(out: Path) -> dict[str, Any]:
@@ -199,7 +202,21 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
     if ORACLE in methods and "best_fixed" in methods:
         out["preflight_oracle_vs_best_fixed"] = paired(methods[ORACLE]["test_mean_f1"],
                                                        methods["best_fixed"]["test_mean_f1"])
+    if "pbt_tune" in methods and "pbt" in methods:  # Ray Tune's PBT cross-checks the in-house one
+        out["pbt_tune_vs_pbt"] = paired(methods["pbt_tune"]["test_mean_f1"], methods["pbt"]["test_mean_f1"])
     return out
+
+
+def side_report(data: dict[str, Any], tag: str) -> str:
+    """A RESULTS.md section for a side run (``--tag``): its sizes, table and paired comparisons."""
+    z, m = data["sizes"], data["machine"]
+    gaps = "".join(f"\n- `{name}`: {fmt_gap(gap)} points"
+                   for name, gap in data["comparisons"].items() if isinstance(gap, dict))
+    return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/learning_{tag}.json) on {m['cpu']}, "
+            f"{m['cores']} cores, in {data['wall_seconds'] / 60:.0f} min: seeds {data['seeds']}, {z['members']} "
+            f"members x {z['rounds']} rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} "
+            f"rounds, from the {z['warmup_steps']}-step warm-up; the current code, so its figures pair with each "
+            f"other, not with the main study's.\n\n" + table(data) + "\n\nPaired gaps (test mean F1):" + gaps + "\n")
 
 
 def table(data: dict[str, Any]) -> str:

@@ -15,7 +15,10 @@ SMOKE = {"preset": "smoke", "members": 3, "rounds": 4, "exploit_every": 2, "expl
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as e:  # a sandbox that cannot start Ray's processes: the backend cannot be tested here
+        pytest.skip(f"cannot start a local Ray: {type(e).__name__}: {e}")
     yield
     ray.shutdown()
 

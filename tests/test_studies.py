@@ -160,3 +160,15 @@ def test_train_speed_runs_two_versions_side_by_side():
     assert len(result["per_block_ratio"]) == train_speed.QUICK["blocks"]
     text = train_speed.report({**result, "step_profile": {"attention": 0.4, "other": 0.6}})
     assert "train_round_speedup_cpu" in text and "| attention | 40.0% |" in text
+
+
+def test_side_run_report_pairs_pbt_tune_with_pbt():
+    methods = {name: {"test_mean_f1": f1, "test_fp_rate": [0.1] * 3, "compute_inner_steps": 96}
+               for name, f1 in (("pbt", [0.40, 0.50, 0.60]), ("pbt_tune", [0.41, 0.49, 0.62]))}
+    data = {"sizes": {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600},
+            "machine": {"cpu": "x", "cores": 2}, "wall_seconds": 600, "seeds": [0, 1, 2], "methods": methods,
+            "comparisons": learning.comparisons(methods)}
+    gap = data["comparisons"]["pbt_tune_vs_pbt"]
+    assert gap["gaps"] == pytest.approx([1.0, -1.0, 2.0]) and gap["mean"] == pytest.approx(2 / 3)
+    text = learning.side_report(data, "pbt_tune")
+    assert "`pbt_tune_vs_pbt`: +0.67" in text and "learning_pbt_tune.json" in text
