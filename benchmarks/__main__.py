@@ -95,11 +95,14 @@ def main() -> None:
         update_results_section(SECTION, report(out))
 
 
-def record(figures: dict) -> None:
-    """Merge figures measured on their own (e.g. ``python -m benchmarks.train_speed``) into docs/benchmarks.json
-    and re-render the RESULTS.md section."""
+def record(figures: dict, *, by: str) -> None:
+    """Merge figures measured on their own (``by``: e.g. ``benchmarks.train_speed``) into docs/benchmarks.json,
+    noting the script and machine, and re-render the RESULTS.md section."""
     path = DOCS / "benchmarks.json"
-    data = {**json.loads(path.read_text()), **figures}
+    data = json.loads(path.read_text())
+    separate = {k: v for k, v in data.get("measured_separately", {}).items() if k not in figures}
+    separate.update({k: {"by": by, "machine": machine_info()} for k in figures})
+    data = {**data, **figures, "measured_separately": separate}
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     update_results_section(SECTION, report(data))
 
@@ -114,9 +117,12 @@ def report(data: dict) -> str:
     aug = ["| case | batch | size | ours ms | Kornia ms | speedup |", "|---|---|---|---|---|---|"]
     aug += [f"| {r['case']} | {r['batch']} | {r['size']} | {r['ours_ms']:.2f} | {r['kornia_ms']:.2f} | "
             f"{r['speedup']:.2f}x |" for r in data["augment"]]
+    separate = "".join(f" `{k}` was measured on its own by `python -m {v['by']}` on {v['machine']['cpu']} (load "
+                       f"average {v['machine']['load_average_1min']} before)." for k, v in
+                       data.get("measured_separately", {}).items())
     return (f"Written by `python -m benchmarks` (docs/benchmarks.json) on {m['cpu']}, {m['cores']} cores, "
             f"{m['torch_threads']} torch threads, torch {m['torch']}; load average {m['load_average_1min']} before "
-            f"the run.\n\n" + "\n".join(rows)
+            f"the run.{separate}\n\n" + "\n".join(rows)
             + f"\n\n`overhead_ratio`: one `env.step()` ({data['inner_steps_per_env_step']} inner steps with a "
             f"`LevelPolicy` at level 2 on every op and the sampler mixture, then the {data['val_images']}-image "
             f"val subset) took {data['env_step_s']:.2f} s against {data['bare_loop_s']:.2f} s for a bare loop "

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(DOCS / "train_speed.json", json.dumps(result, indent=2) + "\n")
     update_results_section(SECTION, report(result))
     from benchmarks.__main__ import record
-    record({"train_round_speedup_cpu": result["train_round_speedup_cpu"]})
+    record({"train_round_speedup_cpu": result["train_round_speedup_cpu"]}, by="benchmarks.train_speed")
     return 0
 
 
