@@ -29,6 +29,7 @@ from envs.members import Member
 from envs.population import _mix
 
 MODES = list(SAMPLING_MODES)
+CHECKPOINT = "member.pt"
 KEYS = (*OPS, "mode")
 
 
@@ -44,6 +45,7 @@ def _trainable():
             self.member = Member(self.env_config, threads=1)  # at the run's start: the warm-up, a fresh optimiser
             self.member.trainer.augment_generator.manual_seed(_mix(self.run_seed, 1, self.member_index))
             self.action = [int(config[k]) for k in KEYS]
+            self.history: list[dict[str, Any]] = []  # the levels of every round behind this member's model
 
         def reset_config(self, new_config: dict[str, Any]) -> bool:
             self.action = [int(new_config[k]) for k in KEYS]
@@ -54,14 +56,18 @@ def _trainable():
             policy = LevelPolicy(self.action[:len(OPS)], p=LEVEL_P, scheme=self.member.trainer.scheme)
             result = self.member.play_round(policy, MODES[self.action[-1]], _mix(self.run_seed, 2, round_),
                                             _mix(self.run_seed, 3, round_, self.member_index))
-            return {"value": result["scores"]["reward"], "levels": self.action[:len(OPS)],
-                    "sampler": MODES[self.action[-1]]}
+            self.history.append({"levels": self.action[:len(OPS)], "sampler": MODES[self.action[-1]]})
+            return {"value": result["scores"]["reward"]}
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:
-            torch.save(self.member.state_dict(), os.path.join(checkpoint_dir, "member.pt"))
+            # an exploited trial takes its donor's lineage with its weights
+            torch.save({"member": self.member.state_dict(), "history": self.history},
+                       os.path.join(checkpoint_dir, CHECKPOINT))
 
         def load_checkpoint(self, checkpoint_dir: str) -> None:
-            self.member.load_state_dict(torch.load(os.path.join(checkpoint_dir, "member.pt"), weights_only=True))
+            saved = read_checkpoint(checkpoint_dir)
+            self.member.load_state_dict(saved["member"])
+            self.history = saved["history"]
 
     return MemberTrainable
 
@@ -86,7 +92,7 @@ def run_pbt_tune(config: EnvConfig, test, *, seed: int, cpus_per_member: float |
         quantile_fraction=config.exploit_fraction, resample_probability=0.2, synch=True,
         hyperparam_mutations={**{op: levels for op in OPS}, "mode": list(range(len(MODES)))})
     space = {"env": config.to_dict(), "run_seed": seed, "member": tune.grid_search(list(range(n))),
-             **{k: tune.sample_from(lambda spec, j=j: int(initial[spec.config.member][j])) for j, k in enumerate(KEYS)}}
+             **{k: tune.sample_from(lambda config, j=j: int(initial[config["member"]][j])) for j, k in enumerate(KEYS)}}
     with tempfile.TemporaryDirectory() as storage:
         tuner = tune.Tuner(
             tune.with_resources(_trainable(), {"cpu": cpus}), param_space=space,
@@ -95,25 +101,24 @@ def run_pbt_tune(config: EnvConfig, test, *, seed: int, cpus_per_member: float |
                                       stop={"training_iteration": config.rounds},
                                       checkpoint_config=tune.CheckpointConfig(
                                           checkpoint_frequency=config.exploit_every, checkpoint_at_end=True)))
-        results = list(tuner.fit())
-        finals = []
-        for result in results:
-            member = Member(config)
+        finals, lineages = [], []
+        for result in tuner.fit():
             with result.checkpoint.as_directory() as folder:
-                member.load_state_dict(torch.load(os.path.join(folder, "member.pt"), weights_only=True))
+                saved = read_checkpoint(folder)
+            member = Member(config)
+            member.load_state_dict(saved["member"])
             finals.append(member)
+            lineages.append(saved["history"])
     selection = [m.score("selection")["reward"] for m in finals]
     best = int(np.argmax(selection))
     scores = finals[best].evaluate(test)
     return {"test_mean_f1": scores["mean_f1"], "test_f1": scores["f1"], "test_fp_rate": scores["fp_rate"],
             "wall_seconds": time.perf_counter() - start, "compute_inner_steps": n * config.episode_steps,
             "best_member": best, "selection_reward": selection,
-            "schedule": schedule(results, config.rounds)}
+            # per round, each final member's levels and sampling mode along its lineage (play_method's layout)
+            "schedule": [{"levels": [h[r]["levels"] for h in lineages], "sampler": [h[r]["sampler"] for h in lineages]}
+                         for r in range(config.rounds)]}
 
 
-def schedule(results, rounds: int) -> list[dict[str, list]]:
-    """Per round, every trial's levels and sampling mode (``play_method``'s layout)."""
-    frames = [r.metrics_dataframe.drop_duplicates("training_iteration", keep="last").set_index("training_iteration")
-              for r in results]
-    return [{"levels": [list(f.loc[i, "levels"]) for f in frames], "sampler": [f.loc[i, "sampler"] for f in frames]}
-            for i in range(1, rounds + 1)]
+def read_checkpoint(folder: str) -> dict[str, Any]:
+    return torch.load(os.path.join(folder, CHECKPOINT), weights_only=True)

@@ -75,5 +75,6 @@ def test_pbt_tune_runs_the_population_on_ray_tune(local_ray):
     assert len(row["schedule"]) == 4 and all(len(r["levels"]) == 3 for r in row["schedule"])
     rng = np.random.default_rng(3)
     first = [sample_prior(rng)[:len(OPS)].tolist() for _ in range(3)]
-    assert row["schedule"][0]["levels"] == first  # the members start from PBTAgent's prior draws
+    # every lineage starts from one of PBTAgent's prior draws (an exploited member carries its donor's)
+    assert all(levels in first for levels in row["schedule"][0]["levels"])
     assert row["best_member"] == int(np.argmax(row["selection_reward"])) and 0 <= row["test_mean_f1"] <= 1
