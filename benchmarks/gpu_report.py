@@ -33,6 +33,17 @@ def report() -> str:
                   f"{t['dtype']}: **{t['images_per_s']:,.0f} images/s**, {t['achieved_tflops']:.0f} TFLOP/s of a "
                   f"{t['peak_tflops']:.0f} TFLOP/s bf16 peak: **MFU {100 * t['mfu']:.1f}%**, peak memory "
                   f"{t['max_memory_gib']:.1f} GiB."]
+        eager, rounds = model.get("cuda_training_eager"), model.get("cuda_train_round")
+        if eager:
+            lines.append(f"- The same step eager (not compiled): {eager['images_per_s']:,.0f} images/s, "
+                         f"MFU {100 * eager['mfu']:.1f}%.")
+        if rounds:
+            vit, small = rounds["vit-p12s8"], rounds["small"]
+            lines.append(f"- `InnerTrainer.train_round` (sampler mixture, `LevelPolicy` at level 2, compiled): "
+                         f"`vit-p12s8` batch {vit['batch']} **{vit['images_per_s']:,.0f} images/s = "
+                         f"{vit['ratio_to_model_step']:.2f}x the model step** (target ≥ 0.85); `small` batch "
+                         f"{small['batch']} **{small['seconds_per_1000_steps']:.1f} s per 1,000 steps** (target ≤ "
+                         f"6.05, a quarter of the 24.2 s before issue 14).")
     else:
         lines.append("- Model benchmark on CUDA: not run.")
     if augment:
