@@ -95,13 +95,13 @@ def main() -> None:
         update_results_section(SECTION, report(out))
 
 
-def record(figures: dict, *, by: str) -> None:
-    """Merge figures measured on their own (``by``: e.g. ``benchmarks.train_speed``) into docs/benchmarks.json,
-    noting the script and machine, and re-render the RESULTS.md section."""
+def record(figures: dict, *, by: str, machine: dict) -> None:
+    """Merge figures measured on their own (``by``: e.g. ``benchmarks.train_speed``, on ``machine``) into
+    docs/benchmarks.json, noting the script and machine, and re-render the RESULTS.md section."""
     path = DOCS / "benchmarks.json"
     data = json.loads(path.read_text())
     separate = {k: v for k, v in data.get("measured_separately", {}).items() if k not in figures}
-    separate.update({k: {"by": by, "machine": machine_info()} for k in figures})
+    separate.update({k: {"by": by, "machine": machine} for k in figures})
     data = {**data, **figures, "measured_separately": separate}
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     update_results_section(SECTION, report(data))

@@ -80,6 +80,7 @@ def compare(baseline: str, *, blocks: int, warmup: int, steps: int) -> dict:
     """Time ``blocks`` blocks of each version, alternating block by block; the ratio and the first-loss check."""
     from benchmarks.machine import machine_info
 
+    machine = machine_info()  # the load average before the run
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", baseline], capture_output=True,
                             text=True, check=True).stdout.strip()
     speeds: dict[str, list[float]] = {"baseline": [], "current": []}
@@ -102,7 +103,7 @@ def compare(baseline: str, *, blocks: int, warmup: int, steps: int) -> dict:
     first = {k: info["first_losses"] for k, (_, info) in workers.items()}
     worst = max(abs(a - b) / abs(b) for a, b in zip(first["current"], first["baseline"], strict=True))
     ratios = [c / b for b, c in zip(speeds["baseline"], speeds["current"], strict=True)]
-    return {"machine": machine_info(), "baseline_commit": commit, "preset": "tiny", "batch": 32, "loss": "ce",
+    return {"machine": machine, "baseline_commit": commit, "preset": "tiny", "batch": 32, "loss": "ce",
             "blocks": blocks, "steps_per_block": steps, "images_per_s": median, "per_block_images_per_s": speeds,
             "per_block_ratio": ratios, "packages": {k: info["package"] for k, (_, info) in workers.items()},
             "first_losses": first, "first_loss_max_rel_diff": worst,
@@ -202,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(DOCS / "train_speed.json", json.dumps(result, indent=2) + "\n")
     update_results_section(SECTION, report(result))
     from benchmarks.__main__ import record
-    record({"train_round_speedup_cpu": result["train_round_speedup_cpu"]}, by="benchmarks.train_speed")
+    record({"train_round_speedup_cpu": result["train_round_speedup_cpu"]}, by="benchmarks.train_speed",
+           machine=result["machine"])
     return 0
 
 
