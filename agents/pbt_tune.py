@@ -23,7 +23,7 @@ import torch
 
 from adaptive_de.augment import MAX_LEVEL, OPS, LevelPolicy
 from adaptive_de.presets import EnvConfig
-from agents.population import sample_prior
+from agents.population import comparison_row, sample_prior
 from envs.face_parsing import LEVEL_P, SAMPLING_MODES
 from envs.members import Member
 from envs.population import _mix
@@ -101,23 +101,25 @@ def run_pbt_tune(config: EnvConfig, test, *, seed: int, cpus_per_member: float |
                                       stop={"training_iteration": config.rounds},
                                       checkpoint_config=tune.CheckpointConfig(
                                           checkpoint_frequency=config.exploit_every, checkpoint_at_end=True)))
-        finals, lineages = [], []
+        saved = []
         for result in tuner.fit():
             with result.checkpoint.as_directory() as folder:
-                saved = read_checkpoint(folder)
-            member = Member(config)
-            member.load_state_dict(saved["member"])
-            finals.append(member)
-            lineages.append(saved["history"])
-    selection = [m.score("selection")["reward"] for m in finals]
+                saved.append(read_checkpoint(folder))
+    # every final member scored on the selection subset by one trainer in this process
+    judge = Member(config)
+    selection = []
+    for member in saved:
+        judge.load_state_dict(member["member"])
+        selection.append(judge.score("selection")["reward"])
     best = int(np.argmax(selection))
-    scores = finals[best].evaluate(test)
-    return {"test_mean_f1": scores["mean_f1"], "test_f1": scores["f1"], "test_fp_rate": scores["fp_rate"],
-            "wall_seconds": time.perf_counter() - start, "compute_inner_steps": n * config.episode_steps,
-            "best_member": best, "selection_reward": selection,
-            # per round, each final member's levels and sampling mode along its lineage (play_method's layout)
-            "schedule": [{"levels": [h[r]["levels"] for h in lineages], "sampler": [h[r]["sampler"] for h in lineages]}
-                         for r in range(config.rounds)]}
+    judge.load_state_dict(saved[best]["member"])
+    lineages = [member["history"] for member in saved]
+    return comparison_row(
+        judge.evaluate(test), wall_seconds=time.perf_counter() - start, compute_inner_steps=n * config.episode_steps,
+        best_member=best, selection_reward=selection,
+        # per round, each final member's levels and sampling mode along its lineage (play_method's layout)
+        schedule=[{"levels": [h[r]["levels"] for h in lineages], "sampler": [h[r]["sampler"] for h in lineages]}
+                  for r in range(config.rounds)])
 
 
 def read_checkpoint(folder: str) -> dict[str, Any]:

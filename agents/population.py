@@ -227,7 +227,10 @@ def play_method(env, agent: Agent, test, *, on_round: Callable[[dict[str, Any]],
 
     final = run_population(agent, env, on_round=record, checkpoint=checkpoint, resumed=resumed)
     wall = time.perf_counter() - start
-    scores = env.evaluate_final(test)
-    return {"test_mean_f1": scores["mean_f1"], "test_f1": scores["f1"], "test_fp_rate": scores["fp_rate"],
-            "wall_seconds": wall, "compute_inner_steps": env.compute_inner_steps, "best_member": final["best"],
-            "selection_reward": final["selection"], "schedule": schedule}
+    return comparison_row(env.evaluate_final(test), wall_seconds=wall, compute_inner_steps=env.compute_inner_steps,
+                          best_member=final["best"], selection_reward=final["selection"], schedule=schedule)
+
+
+def comparison_row(scores: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A method's row of the comparison: its final model's test ``scores`` (``evaluate``) and ``fields``."""
+    return {"test_mean_f1": scores["mean_f1"], "test_f1": scores["f1"], "test_fp_rate": scores["fp_rate"], **fields}

@@ -113,8 +113,9 @@ class InProcess:
 
     name = "inprocess"
 
-    def __init__(self, config: EnvConfig, first: InnerTrainer, size: int):
-        self.members = [Member(config, trainer=first)] + [Member(config, data=first.data) for _ in range(size - 1)]
+    def __init__(self, config: EnvConfig, lead: Member, size: int):
+        data = lead.trainer.data
+        self.members = [lead] + [Member(config, data=data) for _ in range(size - 1)]
 
     @property
     def trainers(self) -> list[InnerTrainer]:
@@ -216,11 +217,11 @@ def _call_and_capture(member: Member, method: str, *args: Any) -> tuple[Any, dic
     return getattr(member, method)(*args), member.state_dict()
 
 
-def make_members(backend: str, config: EnvConfig, first: InnerTrainer, size: int, **options: Any):
-    """The members of a population: ``"inprocess"`` (``first`` is member 0) or ``"ray"`` (``options``: address,
-    num_cpus, num_gpus per member)."""
+def make_members(backend: str, config: EnvConfig, lead: Member, size: int, **options: Any):
+    """The members of a population: ``"inprocess"`` (``lead``, this process's member, is member 0) or ``"ray"``
+    (``options``: address, num_cpus, num_gpus per member)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if backend == "inprocess":
-        return InProcess(config, first, size)
+        return InProcess(config, lead, size)
     return RayMembers(config, size, **options)

@@ -53,7 +53,6 @@ from stable_baselines3.common.vec_env import VecEnv
 from adaptive_de.augment import MAX_LEVEL, OPS, LevelPolicy, Policy, make_policy
 from adaptive_de.errors import UserError
 from adaptive_de.presets import EnvConfig
-from adaptive_de.rewards import get_reward
 from adaptive_de.trainer import InnerTrainer
 from envs.face_parsing import (
     LEVEL_P,
@@ -62,9 +61,8 @@ from envs.face_parsing import (
     isolated_rng,
     observation,
     score_info,
-    val_slice,
 )
-from envs.members import InProcess, make_members
+from envs.members import InProcess, Member, make_members
 
 POINTS = 100.0  # rewards in points of the reward's value (x100), readable beside F1 in %
 
@@ -105,21 +103,20 @@ class PopulationEnv(VecEnv):
         first = build_trainer(c, progress=progress)
         check_population(c, len(first.data["val"]))
         self._start_state = copy.deepcopy(first.state_dict())
-        # This process's trainer: the start state and scores, the data's shapes, and (with Ray) the final model.
+        # This process's member: the start state and scores, the val subsets, the data's shapes, and (with Ray)
+        # the final model. In-process it is also member 0.
+        lead = Member(c, trainer=first)
         self.reference = first
-        self.members = make_members(backend, c, first, c.members, **(backend_options or {}))
+        self.members = make_members(backend, c, lead, c.members, **(backend_options or {}))
         self.scheme = first.scheme
         self.class_names: tuple[str, ...] = self.scheme.classes
         self.rounds = c.rounds
-        self.reward_fn = get_reward(c.reward, **c.reward_kw)
-        val = first.data["val"]
-        self.reward_set = val_slice(val, 0, c.val_subset)
-        self.selection_set = val_slice(val, c.val_subset, None)
+        self.reward_fn = lead.reward_fn
+        self.reward_set, self.selection_set = lead.sets["reward"], lead.sets["selection"]
         observation_space = spaces.Box(0.0, 1.0, shape=(4 + self.scheme.num_classes + len(OPS) + 1,), dtype=np.float32)
         action_space = spaces.MultiDiscrete([MAX_LEVEL + 1] * len(OPS) + [len(SAMPLING_MODES)])
         super().__init__(c.members, observation_space, action_space)
-        with isolated_rng(first.device):
-            self._start_scores = first.evaluate(self.reward_set, reward_fn=self.reward_fn)
+        self._start_scores = lead.score("reward")
         self.final: dict[str, Any] | None = None
         self._actions: np.ndarray | None = None
         self._override_spec: str | None = None
