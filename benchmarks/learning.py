@@ -1,7 +1,7 @@
 """Learning-quality study: does the agent, learning during a population run, beat fixed recipes at equal compute?
 
     python -m benchmarks.learning [--seeds 0 1 2] [--preset cpu] [--env K=V ...] [--methods ...] [--jobs 2]
-                                  [--out docs] [--tag T] [--quick]
+                                  [--out docs] [--tag T] [--resume] [--quick]
 
 Per seed, every method trains the same population (``envs.PopulationEnv``: ``members`` x ``rounds`` x
 ``steps_per_round`` inner steps from the seed's shared CE warm-up, the same exploit schedule, the same
@@ -25,6 +25,7 @@ method at 2 torch threads (the study runs 1 per worker) into ``OUT/learning_nois
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -67,8 +68,17 @@ METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
 SECTION = "Learning quality: the agent in a population run vs fixed recipes at equal compute (issue 12)"
 
 
-def method_task(preset: str, env: dict[str, Any], method: str, seed: int) -> dict[str, Any]:
-    """One method's population run on one seed (module level: ``--jobs`` workers call it)."""
+def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
+                store: Path | None = None) -> dict[str, Any]:
+    """One method's population run on one seed (module level: ``--jobs`` workers call it).
+
+    With a ``store`` folder, a finished run's result is written there and a stored one is read back
+    instead of rerun, so a study killed after hours resumes with ``--resume`` and loses only the runs
+    in flight.
+    """
+    path = None if store is None else store / f"{method}-seed{seed}.json"
+    if path is not None and path.exists():
+        return json.loads(path.read_text())
     from envs import PopulationEnv
 
     if method == "pbt_tune":  # Ray Tune's PBT drives its own trials: no PopulationEnv
@@ -84,7 +94,20 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int) -> dic
         row = play_method(population, agent, test)
     print(f"{method:>15} seed {seed}: test mean F1 {100 * row['test_mean_f1']:.2f} "
           f"({row['wall_seconds']:.0f} s, {row['compute_inner_steps']} inner steps)", flush=True)
-    return {"method": method, "seed": seed, "row": row}
+    result = {"method": method, "seed": seed, "row": row}
+    if path is not None:
+        write_json(path.name, result, folder=path.parent)
+    return result
+
+
+def run_store(preset: str, env: dict[str, Any], resume: bool) -> Path:
+    """The study's per-run results, one folder per preset and env options; emptied unless resuming."""
+    name = "-".join([preset, *(f"{k}={v}" for k, v in sorted(env.items()))])
+    store = Path("runs/learning-study") / name
+    if not resume:
+        shutil.rmtree(store, ignore_errors=True)
+    store.mkdir(parents=True, exist_ok=True)
+    return store
 
 
 def warmup_task(preset: str, env: dict[str, Any], seed: int) -> None:
@@ -102,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", default=None, help="folder of the results and plots (default docs)")
     parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs a killed study finished (runs/learning-study/); rerun the rest")
     parser.add_argument("--report", action="store_true",
                         help="only re-render the plots and RESULTS section from OUT/learning.json (no training)")
     parser.add_argument("--thread-check", action="store_true",
@@ -122,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     map_runs(warmup_task, [(preset, env, seed) for seed in seeds], args.jobs)
     # learners first: the longest tasks, so the pool's last tasks are short ones
-    tasks = [(preset, env, method, seed) for method in args.methods for seed in seeds]
+    store = run_store(preset, env, args.resume)
+    tasks = [(preset, env, method, seed, store) for method in args.methods for seed in seeds]
     results = map_runs(method_task, tasks, args.jobs)
     methods: dict[str, dict[str, Any]] = {}
     schedules: dict[str, list] = {}

@@ -172,3 +172,16 @@ def test_side_run_report_pairs_pbt_tune_with_pbt():
     assert gap["gaps"] == pytest.approx([1.0, -1.0, 2.0]) and gap["mean"] == pytest.approx(2 / 3)
     text = learning.side_report(data, "pbt_tune")
     assert "`pbt_tune_vs_pbt`: +0.67" in text and "learning_pbt_tune.json" in text
+
+
+def test_a_resumed_study_reads_finished_runs_and_a_fresh_one_forgets_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {"rounds": 2}
+    store = learning.run_store("smoke", env, resume=False)
+    stored = {"method": "none", "seed": 3, "row": {"test_mean_f1": 0.123}}
+    (store / "none-seed3.json").write_text(json.dumps(stored))
+    # a stored run comes back as it was written, without training (the smoke preset would not score 0.123)
+    assert learning.method_task("smoke", env, "none", 3, store) == stored
+    assert learning.run_store("smoke", env, resume=True) == store and (store / "none-seed3.json").exists()
+    assert not (learning.run_store("smoke", env, resume=False) / "none-seed3.json").exists()
+    assert learning.run_store("smoke", {"rounds": 3}, resume=True) != store  # other sizes, other runs
