@@ -18,9 +18,10 @@ LOSSES = ("ce", "reinforce", "ce_then_reinforce")
 class TrainConfig:
     """Everything that defines one inner training run of the face-parsing model."""
 
-    preset: str = "tiny"  # model preset (adaptive_de.models.PRESETS)
+    preset: str = "tiny"  # model: a preset (adaptive_de.models.PRESETS), unet-r18, or package.module:factory
     head: str | None = None  # parsing head; None: the default head
-    data: str = "synth"  # data set spec: synth | lapa:DIR | celebamask:DIR
+    encoder_weights: str | None = None  # unet-r18: a torchvision resnet18 state dict (.pth) for its encoder
+    data: str = "synth"  # data set spec: synth | lapa:DIR | celebamask:DIR | folder:DIR[,key=value,...]
     image_size: int | None = None  # None: the model preset's size
     batch_size: int = 32
     steps: int = 1500  # planned steps: the learning-rate schedule spans them

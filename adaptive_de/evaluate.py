@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import TrainConfig, from_yaml
 from .data import load
 from .errors import CliParser, UserError, run_cli
-from .models import PRESETS
+from .models import default_image_size
 from .trainer import InnerTrainer, load_checkpoint
 
 FINAL_MODEL = "final_model.pt"
@@ -26,7 +26,8 @@ FINAL_MODEL = "final_model.pt"
 def build_parser() -> CliParser:
     p = CliParser(prog="python -m adaptive_de.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a run folder written by python -m adaptive_de.run")
-    p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR (default: the run's)")
+    p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR "
+                   "| folder:DIR[,k=v,...] (default: the run's)")
     p.add_argument("--split", default="test")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=int, default=250)
@@ -60,7 +61,7 @@ def _main(argv: list[str] | None) -> int:
         config = TrainConfig.from_dict(state["config"])
     except (KeyError, TypeError) as e:
         raise UserError(f"{run_dir / FINAL_MODEL} is not a trainer state ({e})") from None
-    size = config.image_size or PRESETS[config.preset].image_size
+    size = config.image_size or default_image_size(config.preset)
     data = load(spec, args.split, size=size)
     # The trainer is only the evaluation function's host here: its "train" split is the split being scored.
     trainer = InnerTrainer(config.replace(device=args.device, eval_batch_size=args.batch_size),

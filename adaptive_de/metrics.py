@@ -12,17 +12,22 @@ from __future__ import annotations
 import torch
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                     ignore_index: int | None = None) -> torch.Tensor:
     """Count pixels by (target class, predicted class): int64 [C, C], rows = target, cols = prediction.
 
     ``pred`` and ``target`` are integer tensors of the same shape, on any device; the result is on that device.
-    Raises ``ValueError`` for mismatched shapes or class ids outside [0, num_classes).
+    Pixels whose target is ``ignore_index`` are not counted. Raises ``ValueError`` for mismatched shapes or
+    class ids outside [0, num_classes).
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
     if pred.is_floating_point() or target.is_floating_point():
         raise ValueError("pred and target must hold integer class ids (take argmax of the logits first)")
     pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
+    if ignore_index is not None:
+        keep = target != ignore_index
+        pred, target = pred[keep], target[keep]
     if target.numel():
         # One device sync for all four bounds.
         t_min, t_max, p_min, p_max = torch.stack([target.min(), target.max(), pred.min(), pred.max()]).tolist()
@@ -59,21 +64,24 @@ def scores_from_confusion(cm: torch.Tensor) -> dict:
     }
 
 
-def parsing_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
-    """Scores of predicted class ids against the target, pooled over all pixels; see ``scores_from_confusion``."""
-    return scores_from_confusion(confusion_matrix(pred, target, num_classes))
+def parsing_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                   ignore_index: int | None = None) -> dict:
+    """Scores of predicted class ids against the target, pooled over all pixels but those whose target is
+    ``ignore_index``; see ``scores_from_confusion``."""
+    return scores_from_confusion(confusion_matrix(pred, target, num_classes, ignore_index))
 
 
 class ConfusionAccumulator:
     """Streaming form of ``parsing_scores``: ``update`` per batch, ``compute`` once, ``reset`` between evaluations."""
 
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu"):
-        self.num_classes = num_classes
+    def __init__(self, num_classes: int, device: torch.device | str = "cpu", ignore_index: int | None = None):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         device = self.confusion.device
-        self.confusion += confusion_matrix(pred.to(device), target.to(device), self.num_classes)
+        self.confusion += confusion_matrix(pred.to(device), target.to(device), self.num_classes,
+                                           self.ignore_index)
 
     def compute(self) -> dict:
         return scores_from_confusion(self.confusion)

@@ -47,7 +47,7 @@ class EnvConfig:
 
     preset: str = "cpu"  # the size preset the fields came from (recorded, not re-applied)
     model: str = TrainConfig.preset  # model preset (adaptive_de.models.PRESETS): TrainConfig.preset
-    data: str = TrainConfig.data  # data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR
+    data: str = TrainConfig.data  # data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR | folder:DIR[,k=v,...]
     image_size: int | None = None  # None: the model preset's size
     batch_size: int = TrainConfig.batch_size
     lr: float = TrainConfig.lr  # inner learning rate (the warm-up's; REINFORCE tuning uses lr * tune_lr_factor)

@@ -4,6 +4,9 @@ A reward function maps ``(pred, target, num_classes)`` -- int64 label maps ``[B,
 number of classes (class 0 is background) -- to a float tensor ``[B]``, one reward per image, on
 the inputs' device. The built-ins are vectorised over the batch: one scatter-add gives every
 image's confusion matrix and everything else is arithmetic on those ``[B, C, C]`` counts.
+Pixels that a label scheme ignores reach a reward as background in both maps (``without_ignored``):
+the built-ins count foreground only, so they skip those pixels; a plug-in that scores background
+pixels too should know.
 
 ``get_reward(spec, **params)`` turns a name into such a callable with its parameters bound:
 
@@ -29,6 +32,7 @@ import torch
 from torch import Tensor
 
 from .errors import UserError
+from .plugins import import_object
 
 RewardFn = Callable[..., Tensor]
 
@@ -246,6 +250,19 @@ class Reward:
         return f"get_reward({self.spec!r}{args})"
 
 
+def without_ignored(pred: Tensor, target: Tensor, ignore_index: int | None) -> tuple[Tensor, Tensor]:
+    """``pred`` and ``target`` with the pixels whose target is ``ignore_index`` set to background in both.
+
+    Every reward is a function of foreground counts (true/false positives, false negatives of classes
+    >= 1), to which a background-background pixel adds nothing: so a reward of these maps scores the
+    other pixels only, whatever the reward, and without a host sync.
+    """
+    if ignore_index is None:
+        return pred, target
+    ignored = target == ignore_index
+    return pred.masked_fill(ignored, 0), target.masked_fill(ignored, 0)
+
+
 def check_reward_output(reward: Any, pred: Tensor, name: str) -> None:
     """Raise ``RewardError`` unless ``reward`` is a finite float tensor ``[B]`` on ``pred``'s device."""
     batch = pred.shape[0]
@@ -266,24 +283,11 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _import_function(spec: str) -> RewardFn:
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as e:  # a plug-in can fail on import in any way; all of them are the user's to fix
-        raise UserError(f"reward {spec!r}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"reward {spec!r}: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
 def _resolve(spec: str) -> RewardFn:
     if spec in REWARDS:
         return REWARDS[spec]
     if ":" in spec:
-        return _import_function(spec)
+        return import_object(spec, "reward")
     published = _entry_points()
     if spec in published:
         try:

@@ -79,7 +79,8 @@ def build_parser() -> CliParser:
     p.add_argument("--agent", help="ppo (default), a2c, dqn, prior, pbt, best_fixed, random, none, randaugment, "
                                    "trivialaugment, fixed:L1,...,L16[,MODE]")
     p.add_argument("--preset", help=f"size preset: {', '.join(PRESETS)} (default cpu)")
-    p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR (default: the preset's)")
+    p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR "
+                   "| folder:DIR[,k=v,...] (default: the preset's)")
     p.add_argument("--reward", help="reward spec for the env reward and the inner REINFORCE loss (default f1_fp)")
     p.add_argument("--reward-kw", nargs="*", metavar="K=V", help="reward parameters, e.g. w=0.3")
     p.add_argument("--env-reward", help="env reward spec only (its parameters: --env-reward-kw)")

@@ -22,15 +22,20 @@ from .config import LOSSES, TrainConfig, parse_kv
 from .errors import CliParser, run_cli
 from .files import atomic_write_text
 from .losses.reinforce import BASELINES, CREDITS, REDUCTIONS
+from .models import CNN, VIT_PRESETS
 from .trainer import InnerTrainer
 
 
 def build_parser() -> CliParser:
     d = TrainConfig()
     p = CliParser(prog="python -m adaptive_de.train", description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default=d.preset, help="model preset (tiny, small, vit-p8s8, vit-p10s8, vit-p12s8)")
-    p.add_argument("--head", default=None, help="parsing head: linear or progressive")
-    p.add_argument("--data", default=d.data, help="data spec: synth | lapa:DIR | celebamask:DIR")
+    p.add_argument("--preset", default=d.preset,
+                   help=f"model: a Face Transformer preset ({', '.join(VIT_PRESETS)}), {CNN} (the ResNet-18 U-Net), "
+                        "or package.module:factory (factory(num_classes=N) returns an nn.Module)")
+    p.add_argument("--head", default=None, help="Face Transformer parsing head: linear or progressive")
+    p.add_argument("--encoder-weights", default=None, metavar="PATH",
+                   help=f"{CNN}: a torchvision resnet18 ImageNet state dict (.pth) for its encoder")
+    p.add_argument("--data", default=d.data, help="data spec: synth | lapa:DIR | celebamask:DIR | folder:DIR[,k=v,...]")
     p.add_argument("--size", type=int, default=None, help="image size (default: the preset's)")
     p.add_argument("--loss", default=d.loss, choices=LOSSES)
     p.add_argument("--steps", type=int, default=d.steps)
@@ -66,8 +71,9 @@ def build_parser() -> CliParser:
 
 
 def config_from_args(args) -> TrainConfig:
-    return TrainConfig(preset=args.preset, head=args.head, data=args.data, image_size=args.size, loss=args.loss,
-                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, tune_from=args.tune_from,
+    return TrainConfig(preset=args.preset, head=args.head, encoder_weights=args.encoder_weights, data=args.data,
+                       image_size=args.size, loss=args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                       tune_from=args.tune_from,
                        tune_lr_factor=args.tune_lr_factor, reward=args.reward, reward_kw=parse_kv(args.reward_kw),
                        num_samples=args.num_samples, baseline=args.baseline, credit=args.credit,
                        reduction=args.reduction, reward_weight=args.reward_weight, temperature=args.temperature,

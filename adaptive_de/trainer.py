@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,8 @@ from .errors import UserError
 from .files import atomic_path
 from .losses import reinforce_loss
 from .metrics import ConfusionAccumulator
-from .models import build_model
-from .rewards import get_reward
+from .models import build_model, default_image_size
+from .rewards import get_reward, without_ignored
 
 Policy = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -91,7 +92,10 @@ class InnerTrainer:
         train = self.data["train"]
         self.scheme = train.scheme
         self.num_classes = train.scheme.num_classes
-        self.model = build_model(config.preset, num_classes=self.num_classes, head=config.head).to(self.device)
+        # F.cross_entropy's own "no ignore id" default
+        self.ce_ignore_index = -100 if train.scheme.ignore_index is None else train.scheme.ignore_index
+        self.model = build_model(config.preset, num_classes=self.num_classes, head=config.head,
+                                 image_size=self.image_size, weights=config.encoder_weights).to(self.device)
         compiled = self.device.type == "cuda" if config.compile is None else config.compile
         self._forward = torch.compile(self.model) if compiled else self.model
         # fused AdamW: one kernel for all parameters, and it skips a step on device when found_inf is set
@@ -120,12 +124,8 @@ class InnerTrainer:
 
     @property
     def image_size(self) -> int:
-        from .models import PRESETS
-        if self.config.image_size:
-            return self.config.image_size
-        if self.config.preset not in PRESETS:
-            raise UserError(f"unknown model preset {self.config.preset!r}; choose one of: {', '.join(PRESETS)}")
-        return PRESETS[self.config.preset].image_size
+        # default_image_size also rejects an unknown preset before any data are loaded for it
+        return self.config.image_size or default_image_size(self.config.preset)
 
     def _to_device(self, ds: FaceParsingSet) -> FaceParsingSet:
         return FaceParsingSet(images=ds.images.to(self.device), labels=ds.labels.to(self.device, torch.uint8),
@@ -188,7 +188,8 @@ class InnerTrainer:
                 loss, info = self.tuning_loss(logits, y)
                 per_image_ce = info["per_image_ce"]
             else:
-                per_image_ce = F.cross_entropy(logits.float(), y, reduction="none").mean((1, 2))
+                per_image_ce = F.cross_entropy(logits.float(), y, reduction="none",
+                                               ignore_index=self.ce_ignore_index).mean((1, 2))
                 loss, info = per_image_ce.mean(), {}
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -209,7 +210,8 @@ class InnerTrainer:
         self.optimizer.__dict__.pop("found_inf", None)  # only this loop's steps are guarded by it
         if steps and not tuned:  # no sampled rewards: the reward of the last batch's greedy prediction
             with torch.no_grad():
-                totals[2] = self.reward_fn(logits.argmax(1), y, self.num_classes).mean()
+                totals[2] = self.reward_fn(*without_ignored(logits.argmax(1), y, self.scheme.ignore_index),
+                                           self.num_classes).mean()
                 tuned = 1
         loss_sum, grad_sum, reward_sum, bad_step = totals.tolist()  # the round's one host sync
         seconds = time.perf_counter() - start
@@ -228,7 +230,8 @@ class InnerTrainer:
         c = self.config
         kwargs = dict(num_samples=c.num_samples, baseline=c.baseline, reduction=c.reduction, credit=self.credit,
                       reward_weight=c.reward_weight, temperature=c.temperature, entropy_weight=c.entropy_weight,
-                      ce_weight=c.ce_weight, num_classes=self.num_classes, generator=self.reinforce_generator)
+                      ce_weight=c.ce_weight, num_classes=self.num_classes, generator=self.reinforce_generator,
+                      ignore_index=self.scheme.ignore_index)
         return reinforce_loss(logits, target, self.reward_fn, **{**kwargs, **overrides})
 
     # ------------------------------------------------------------------ evaluation
@@ -257,13 +260,14 @@ class InnerTrainer:
         ds = self.data[split] if isinstance(split, str) else self._to_device(split)
         images, labels = ds.images[:limit], ds.labels[:limit].long()
         reward_fn = reward_fn or self.reward_fn
-        acc = ConfusionAccumulator(self.num_classes, self.device)
+        acc = ConfusionAccumulator(self.num_classes, self.device, self.scheme.ignore_index)
         reward_sum = 0.0
         for lo in range(0, len(images), self.config.eval_batch_size):
             hi = lo + self.config.eval_batch_size
             pred, target = self.predict(images[lo:hi]), labels[lo:hi]
             acc.update(pred, target)
-            reward_sum += float(reward_fn(pred, target, self.num_classes).sum())
+            reward_sum += float(reward_fn(*without_ignored(pred, target, self.scheme.ignore_index),
+                                          self.num_classes).sum())
         scores = acc.compute()
         return {"mean_f1": float(scores["mean_f1"]), "f1": [float(v) for v in scores["f1"]],
                 "fp_rate": float(scores["fp_rate"]), "iou": [float(v) for v in scores["iou"]],
@@ -311,12 +315,14 @@ class InnerTrainer:
         """Load the model of a CE run of ``steps`` steps (no augmentation) for this config, training it
         once and caching it under a key of the config, so env episodes can start from it."""
         c = self.config
-        key_fields = {k: getattr(c, k) for k in ("preset", "head", "data", "image_size", "batch_size", "lr",
-                                                  "weight_decay", "warmup", "grad_clip", "seed")}
+        key_fields = {k: getattr(c, k) for k in ("preset", "head", "encoder_weights", "data", "image_size",
+                                                  "batch_size", "lr", "weight_decay", "warmup", "grad_clip", "seed")}
         key_fields["steps"] = steps
         key_fields["train_data"] = _fingerprint(self.data["train"])  # a regenerated or edited data set retrains
         key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
-        path = Path(cache_dir or cache_root() / "pretrained") / f"{c.preset}-{key}.pt"
+        # a plug-in's "package.module:factory" has a ':' (not allowed in Windows file names) and may be long
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", c.preset)[:64]
+        path = Path(cache_dir or cache_root() / "pretrained") / f"{name}-{key}.pt"
         if not path.exists():
             pre = InnerTrainer(c.replace(loss="ce", steps=steps), data=self.data)
             _train_with_progress(pre, steps, desc=f"CE pre-training {c.preset} ({steps} steps)", enabled=progress)

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from adaptive_de.errors import UserError
 from adaptive_de.losses import CosFace
-from adaptive_de.models import PRESETS, PatchEmbed, build_model, resize_pos_embed
+from adaptive_de.models import VIT_PRESETS as PRESETS
+from adaptive_de.models import PatchEmbed, build_model, resize_pos_embed
 
 PAPER_BACKBONE_PARAMS = {"vit-p8s8": 63_218_176, "vit-p10s8": 63_273_472, "vit-p12s8": 63_341_056}
 

@@ -17,8 +17,9 @@ from adaptive_de.data.labels import LabelScheme
 
 @functools.lru_cache(maxsize=16)
 def _flip_luts(scheme: LabelScheme, device: torch.device) -> torch.Tensor:
-    """int64 [2, num_classes]: row 0 the identity, row 1 the flip lookup table (indexed by a flip flag)."""
-    return torch.stack([torch.arange(scheme.num_classes), scheme.flip_lut()]).to(device)
+    """int64 [2, 256]: row 0 the identity, row 1 the flip lookup table (indexed by a flip flag)."""
+    lut = scheme.flip_lut()
+    return torch.stack([torch.arange(len(lut)), lut]).to(device)
 
 
 @functools.lru_cache(maxsize=16)
@@ -36,7 +37,7 @@ def hflip(images: torch.Tensor, labels: torch.Tensor, scheme: LabelScheme) -> tu
     """Mirror images [..., H, W] and label maps [..., H, W] left-right, swapping the scheme's left/right ids.
 
     The swap reads every id through ``scheme.flip_lut()`` at once, so pairs never chain. Label ids
-    must lie in ``[0, scheme.num_classes)``.
+    must lie in ``[0, 256)``; those outside the pairs (an ignore id too) stay.
     """
     lut = _flip_luts(scheme, labels.device)[1]
     return images.flip(-1), lut[labels.long()].to(labels.dtype).flip(-1)
@@ -98,7 +99,7 @@ def warp(
         # Nearest sampling only moves ids, so swapping before it is the same as after; done here, the
         # lookup doubles as the conversion to float that grid_sample needs.
         luts = _flip_luts(scheme, labels.device).to(grid.dtype)
-        row = flip.long().view(-1, 1, 1) * scheme.num_classes
+        row = flip.long().view(-1, 1, 1) * luts.shape[1]
         ids = luts.view(-1).index_select(0, (labels.long() + row).view(-1)).view(labels.shape)
     ids = F.grid_sample(ids.unsqueeze(1), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return images, ids.squeeze(1).to(labels.dtype)

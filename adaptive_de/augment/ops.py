@@ -174,7 +174,7 @@ def apply_ops(
     from ``generator`` (``None``: torch's default CPU generator). All per-sample parameters are
     computed on the generator's device and the ops on the images' device; with a CPU generator and
     CUDA images nothing here waits for the GPU. Returns new tensors, or the inputs themselves when
-    no sample changes. Labels keep their dtype and must lie in ``[0, scheme.num_classes)``.
+    no sample changes. Labels keep their dtype and hold the scheme's class ids (or its ignore id).
     """
     check_batch(images, labels)
     b, _, h, w = images.shape

@@ -52,6 +52,11 @@ def legend(scheme: LabelScheme, width: int, *, swatch: int = 12, margin: int = 4
     """A white strip ``width`` pixels wide listing each class as colour swatch + ``id name`` → uint8 [3,H,width]."""
     font = ImageFont.load_default()
     texts = [f"{i} {name}" for i, name in enumerate(scheme.classes)]
+    ids = list(range(scheme.num_classes))
+    if scheme.ignore_index is not None:
+        texts.append(f"{scheme.ignore_index} ignored")
+        ids.append(scheme.ignore_index)
+    colours = [tuple(c) for c in scheme.palette()[ids].tolist()]
     boxes = [font.getbbox(text) for text in texts]
     line = max(swatch, *(b[3] for b in boxes)) + 4
     cell = swatch + 4 + max(b[2] for b in boxes) + 12
@@ -59,7 +64,7 @@ def legend(scheme: LabelScheme, width: int, *, swatch: int = 12, margin: int = 4
     rows = math.ceil(len(texts) / cols)
     picture = Image.new("RGB", (width, rows * line + 2 * margin), (WHITE,) * 3)
     pen = ImageDraw.Draw(picture)
-    for i, (text, colour) in enumerate(zip(texts, scheme.colors, strict=True)):
+    for i, (text, colour) in enumerate(zip(texts, colours, strict=True)):
         r, c = divmod(i, cols)
         x, y = margin + c * cell, margin + r * line
         pen.rectangle((x, y, x + swatch - 1, y + swatch - 1), fill=colour, outline=(0, 0, 0))

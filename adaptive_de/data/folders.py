@@ -1,4 +1,5 @@
-"""Face-parsing data sets named by a spec string: ``synth[:key=value,...]``, ``lapa:DIR``, ``celebamask:DIR``.
+"""Face-parsing data sets named by a spec string: ``synth[:key=value,...]``, ``lapa:DIR``, ``celebamask:DIR``,
+``folder:DIR[,key=value,...]``.
 
 ``load(spec, split, size=...)`` decodes a whole split into uint8 tensors; ``FaceParsingFolder`` is a
 ``torch.utils.data.Dataset`` over the same files that decodes one item at a time.
@@ -16,12 +17,21 @@ Layouts:
   ``CelebAMask-HQ-mask-anno/<id // 2000>/<id:05d>_<part>.png``, split train/val/test by CelebA's
   ``list_eval_partition.txt`` and ``CelebA-HQ-to-CelebA-mapping.txt`` placed in DIR, or ``all``), or a
   flat folder of ``<id>.jpg`` images and ``<id>.png`` merged label maps (one split, ``all``).
+* ``folder:DIR`` — any label scheme, declared in ``DIR/scheme.yaml`` (see ``adaptive_de.data.schemes``)
+  or by the option ``scheme=FILE|module:object|lapa|celebamask_hq``. Either split folders
+  ``DIR/{train,val,test}/{images,labels}`` or one flat ``DIR/{images,labels}``, split by the options
+  ``train=``, ``val=``, ``test=``: each a ratio (``0.8``), a name pattern (``frontal02_test_*``) or
+  ``@FILE`` (a list of names, one per line). Patterns and lists take their names first; the ratios
+  share the rest, shuffled by ``seed=`` (default 0). ``include=PATTERN`` keeps only matching names
+  first. Without split options a flat folder is split 0.8 / 0.1 / 0.1. E.g.
+  ``folder:faces,include=frontal02_*,test=frontal02_test_*,train=0.75,val=0.25``.
 * ``synth`` — the procedural benchmark, rendered on first use into a cache folder
   (``$ADAPTIVE_DE_CACHE`` or ``~/.cache/adaptive_de``) and reused afterwards. Options: ``size``,
   ``train``, ``val``, ``test`` (face counts), ``seed``, ``shift``, e.g. ``synth:shift=0.5,seed=1``.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -36,11 +46,14 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from adaptive_de.data.labels import CELEBAMASK_HQ, LAPA, LabelScheme
+from adaptive_de.data.labels import CELEBAMASK_HQ, ID_LIMIT, LAPA, LabelScheme
+from adaptive_de.data.schemes import SCHEME_FILE, load_scheme
 from adaptive_de.errors import UserError
 from adaptive_de.files import atomic_path
 
-SPEC_FORMS = "synth[:key=value,...], lapa:DIR, celebamask:DIR"
+SPEC_FORMS = "synth[:key=value,...], lapa:DIR, celebamask:DIR, folder:DIR[,key=value,...]"
+FOLDER_OPTIONS = ("scheme", "include", "seed", "train", "val", "test")
+DEFAULT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 LAPA_SPLITS = ("train", "val", "test")
 SYNTH_DEFAULTS: dict[str, int | float] = {"size": 64, "train": 2000, "val": 500, "test": 1000, "seed": 0,
@@ -96,12 +109,13 @@ class FaceParsingFolder(Dataset):
             raise UserError("'synth' is generated in memory: use load() or open_dataset() for it")
         if size is not None and size < 1:
             raise UserError(f"size must be positive, got {size}")
-        root = Path(arg).expanduser()
+        folder, options = folder_options(arg) if kind == "folder" else (arg, {})
+        root = Path(folder).expanduser()
         _require_dir(root)
-        self.scheme, self.samples = _LISTERS[kind](root, split)
+        self.scheme, self.samples = _LISTERS[kind](root, split, **options)
         self.size = size
-        # CelebAMask-HQ pairs 1024 px images with 512 px masks by design; LaPa's must match
-        self.same_size = kind == "lapa"
+        # CelebAMask-HQ pairs 1024 px images with 512 px masks by design; the others' must match
+        self.same_size = kind != "celebamask"
 
     @property
     def names(self) -> list[str]:
@@ -115,9 +129,9 @@ class FaceParsingFolder(Dataset):
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """Split a data set spec into its kind (``synth``, ``lapa``, ``celebamask``) and argument."""
+    """Split a data set spec into its kind (``synth``, ``lapa``, ``celebamask``, ``folder``) and argument."""
     kind, _, arg = spec.partition(":")
-    if kind not in ("synth", "lapa", "celebamask"):
+    if kind not in ("synth", "lapa", "celebamask", "folder"):
         raise UserError(f"unknown data set spec {spec!r}; valid: {SPEC_FORMS}")
     if kind != "synth" and not arg:
         raise UserError(f"data set spec {spec!r} needs a folder: {kind}:DIR")
@@ -185,13 +199,108 @@ def _pair(images: dict[str, Path], labels: dict[str, Path], image_dir: Path, lab
     return [SampleFiles(name, images[name], label=labels[name]) for name in sorted(images, key=_sort_key)]
 
 
-def _list_lapa(root: Path, split: str) -> tuple[LabelScheme, list[SampleFiles]]:
-    _check_split(split, LAPA_SPLITS, root)
-    image_dir, label_dir = root / split / "images", root / split / "labels"
+def _list_pairs(folder: Path) -> list[SampleFiles]:
+    """The samples of ``folder/images`` and ``folder/labels``, paired by file stem."""
+    image_dir, label_dir = folder / "images", folder / "labels"
     _require_dir(image_dir)
     _require_dir(label_dir)
     images = _files_by_stem(image_dir, IMAGE_SUFFIXES)
-    return LAPA, _pair(images, _files_by_stem(label_dir, (".png",)), image_dir, label_dir)
+    return _pair(images, _files_by_stem(label_dir, (".png",)), image_dir, label_dir)
+
+
+def _list_lapa(root: Path, split: str) -> tuple[LabelScheme, list[SampleFiles]]:
+    _check_split(split, LAPA_SPLITS, root)
+    return LAPA, _list_pairs(root / split)
+
+
+def folder_options(arg: str) -> tuple[str, dict[str, str]]:
+    """``DIR,key=value,...`` → ``(DIR, {key: value})`` for a ``folder:`` spec."""
+    folder, *items = arg.split(",")
+    options: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if key not in FOLDER_OPTIONS or not eq or not value.strip():
+            raise UserError(f"bad folder option {item!r}; expected key=value with key in {', '.join(FOLDER_OPTIONS)}")
+        if key in options:
+            raise UserError(f"folder option {key!r} given twice")
+        options[key] = value.strip()
+    return folder, options
+
+
+def _list_folder(root: Path, split: str, *, scheme: str | None = None, include: str = "*", seed: str = "0",
+                 **splits: str) -> tuple[LabelScheme, list[SampleFiles]]:
+    if scheme is None and not (root / SCHEME_FILE).is_file():
+        raise UserError(f"{root} has no {SCHEME_FILE}: write one (classes, flip_pairs, ignore_index) or pass "
+                        "scheme=FILE|module:object|lapa|celebamask_hq")
+    label_scheme = load_scheme(scheme or root / SCHEME_FILE, default_name=root.name)
+    if any((root / s).is_dir() for s in LAPA_SPLITS):  # split folders: the layout decides
+        if splits or include != "*":
+            raise UserError(f"{root} has split folders ({', '.join(LAPA_SPLITS)}); the options train/val/test/include "
+                            "split a flat folder (DIR/images, DIR/labels)")
+        _check_split(split, LAPA_SPLITS, root)
+        return label_scheme, _list_pairs(root / split)
+    _check_split(split, (*LAPA_SPLITS, "all"), root)
+    samples = [s for s in _list_pairs(root) if fnmatch.fnmatchcase(s.name, include)]
+    if not samples:
+        raise UserError(f"no image of {root / 'images'} matches include={include}")
+    if split == "all":
+        return label_scheme, samples
+    try:
+        seed_value = int(seed)
+    except ValueError:
+        raise UserError(f"folder option seed={seed!r} is not an integer") from None
+    names = assign_splits([s.name for s in samples], splits or DEFAULT_RATIOS, seed_value, root)[split]
+    if not names:
+        raise UserError(f"split {split!r} of {root} has no images; give {split}=RATIO, {split}=PATTERN or "
+                        f"{split}=@FILE")
+    chosen = set(names)
+    return label_scheme, [s for s in samples if s.name in chosen]
+
+
+def assign_splits(names: list[str], splits: dict[str, str | float], seed: int, root: Path) -> dict[str, list[str]]:
+    """Names per split: patterns and ``@FILE`` lists take theirs first, then the ratios share the rest.
+
+    The rest is shuffled by ``seed`` and cut by the ratios in train, val, test order; ratios summing
+    to less than 1 leave names unused. Deterministic for a list of names, seed and options.
+    """
+    out: dict[str, list[str]] = {s: [] for s in LAPA_SPLITS}
+    owner: dict[str, str] = {}
+    ratios: dict[str, float] = {}
+    for split, value in splits.items():
+        try:
+            ratios[split] = float(value)
+            continue
+        except ValueError:
+            pass
+        if value.startswith("@"):
+            wanted = set(_read_names(Path(value[1:]).expanduser()))
+            chosen = [n for n in names if n in wanted]
+        else:
+            chosen = [n for n in names if fnmatch.fnmatchcase(n, value)]
+        if not chosen:
+            raise UserError(f"{split}={value} selects no image of {root}")
+        for name in chosen:
+            if name in owner:
+                raise UserError(f"image {name!r} is selected by both {owner[name]} and {split}")
+            owner[name] = split
+        out[split] = chosen
+    if any(not 0 < r <= 1 for r in ratios.values()) or sum(ratios.values()) > 1 + 1e-9:
+        raise UserError(f"split ratios must lie in (0, 1] and sum to at most 1, got {ratios}")
+    rest = [n for n in names if n not in owner]
+    order = np.random.default_rng(seed).permutation(len(rest))
+    start = 0.0
+    for split in (s for s in LAPA_SPLITS if s in ratios):
+        lo, hi = round(start * len(rest)), round((start + ratios[split]) * len(rest))
+        out[split] = sorted((rest[i] for i in order[lo:hi]), key=_sort_key)
+        start += ratios[split]
+    return out
+
+
+def _read_names(path: Path) -> list[str]:
+    if not path.is_file():
+        raise UserError(f"split list not found: {path}")
+    return [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
 
 
 def _list_celebamask(root: Path, split: str) -> tuple[LabelScheme, list[SampleFiles]]:
@@ -271,8 +380,8 @@ def _celebamask_partition(root: Path) -> dict[str, str]:
     return split_of
 
 
-_LISTERS: dict[str, Callable[[Path, str], tuple[LabelScheme, list[SampleFiles]]]] = {
-    "lapa": _list_lapa, "celebamask": _list_celebamask,
+_LISTERS: dict[str, Callable[..., tuple[LabelScheme, list[SampleFiles]]]] = {
+    "lapa": _list_lapa, "celebamask": _list_celebamask, "folder": _list_folder,
 }
 
 
@@ -291,15 +400,21 @@ def _open_image(path: Path) -> Image.Image:
 
 
 def _label_ids(path: Path, scheme: LabelScheme) -> np.ndarray:
+    """The scheme ids of a label-map file: its ids through ``scheme.remap``, each a class or the ignore id."""
     image = _open_image(path)
     if image.mode not in _LABEL_MODES:
         raise UserError(f"label map {path} must be single-channel class ids, got mode {image.mode}")
-    ids = np.array(image)
-    bad = np.unique(ids[(ids < 0) | (ids >= scheme.num_classes)])
-    if bad.size:
+    ids = torch.from_numpy(np.array(image).astype(np.int64))
+    valid = (ids >= 0) & (ids < ID_LIMIT)
+    if bool(valid.all()):
+        ids = scheme.read_lut()[ids]
+        valid = scheme.is_label(ids)
+    bad = ids[~valid].unique()
+    if bad.numel():
+        ignore = "" if scheme.ignore_index is None else f", ignore id {scheme.ignore_index}"
         raise UserError(f"label map {path} has ids {bad[:8].tolist()} outside {scheme.name} "
-                        f"(0..{scheme.num_classes - 1})")
-    return ids.astype(np.uint8)
+                        f"(0..{scheme.num_classes - 1}{ignore})")
+    return ids.numpy().astype(np.uint8)
 
 
 def _merge_parts(sample: SampleFiles) -> np.ndarray:

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see ``--help``."""
     parser = CliParser(prog="python -m adaptive_de.data.preview",
                        description="Draw samples of a data set with coloured label overlays into a PNG grid.")
-    parser.add_argument("spec", help="data set: synth[:key=value,...], lapa:DIR or celebamask:DIR")
+    parser.add_argument("spec",
+                        help="data set: synth[:key=value,...], lapa:DIR, celebamask:DIR or folder:DIR[,key=value]")
     parser.add_argument("--split", default="train")
     parser.add_argument("--out", required=True, type=Path, help="PNG file to write")
     parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")

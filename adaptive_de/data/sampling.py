@@ -54,7 +54,9 @@ class ClassBalancedSampler(Sampler):
     """
 
     def __init__(self, labels: torch.Tensor, num_classes: int, power: float = 0.5):
-        counts = torch.stack([torch.bincount(lb.flatten().long(), minlength=num_classes) for lb in labels.cpu()])
+        # ids past the classes (an ignore id) are not counted
+        counts = torch.stack([torch.bincount(lb.flatten().long(), minlength=num_classes)[:num_classes]
+                              for lb in labels.cpu()])
         share = counts.double() / counts.sum(1, keepdim=True)
         freq = counts.sum(0).double() / counts.sum()
         rarity = torch.where(freq > 0, freq.clamp(min=1e-12) ** -power, torch.zeros_like(freq))

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..rewards import without_ignored
+
 BASELINES = ("rloo", "pair", "greedy", "none")
 REDUCTIONS = ("mean", "sum")
 CREDITS = ("image", "class")
@@ -99,6 +101,7 @@ def reinforce_loss(
     ce_weight: float = 0.0,
     num_classes: int | None = None,
     generator: torch.Generator | None = None,
+    ignore_index: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """REINFORCE loss of a per-pixel policy on a per-image reward; returns ``(loss, info)``.
 
@@ -122,6 +125,8 @@ def reinforce_loss(
     * ``temperature``: the policy is ``softmax(logits / temperature)``; below 1 its samples lie closer to
       the greedy (argmax) map that evaluation scores, so the reward it raises is nearer the evaluated one.
       The cross-entropy term always uses the logits as they are.
+    * ``ignore_index``: target pixels of unknown class; they get no gradient from either term, and the
+      reward sees them as background in both maps (``rewards.without_ignored``).
     * ``reward_weight = 0`` skips sampling: the loss is then cross-entropy alone (the control arm that
       shares the tuning schedule).
 
@@ -162,7 +167,7 @@ def reinforce_loss(
         probs = log_probs.exp()
     if reward_weight:
         loss = loss + reward_weight * _policy_term(log_probs, probs, target, reward_fn, num_samples, baseline,
-                                                   reduction, credit, num_classes, generator, stats)
+                                                   reduction, credit, num_classes, generator, stats, ignore_index)
 
     # mean per-pixel entropy as one dot product: no [B, C, H, W] temporary
     pixels = b * logits.shape[2] * logits.shape[3]
@@ -174,7 +179,8 @@ def reinforce_loss(
     stats["entropy"] = entropy.detach()
     # per-image cross-entropy of the logits as they are: the CE term, and what a loss-prioritised sampler observes
     ce_log_probs = log_probs if temperature == 1 else _log_probs(logits.float())
-    per_image_ce = F.nll_loss(ce_log_probs, target, reduction="none").mean((1, 2))
+    per_image_ce = F.nll_loss(ce_log_probs, target, reduction="none",
+                              ignore_index=-100 if ignore_index is None else ignore_index).mean((1, 2))
     if ce_weight:
         loss = loss + ce_weight * per_image_ce.mean()
     stats["ce"] = per_image_ce.detach().mean()
@@ -189,7 +195,7 @@ def _log_probs(z: Tensor) -> Tensor:
 
 def _policy_term(log_probs: Tensor, probs: Tensor, target: Tensor, reward_fn: Callable, num_samples: int,
                  baseline: str, reduction: str, credit: str, num_classes: int, generator: torch.Generator | None,
-                 stats: dict[str, Tensor]) -> Tensor:
+                 stats: dict[str, Tensor], ignore_index: int | None = None) -> Tensor:
     """``-mean_samples(reduce_pixels(A * log p(sample)))``; adds reward statistics to ``stats``."""
     b = log_probs.shape[0]
     score = reward_fn.class_terms if credit == "class" else reward_fn
@@ -200,7 +206,11 @@ def _policy_term(log_probs: Tensor, probs: Tensor, target: Tensor, reward_fn: Ca
             # max(1).indices, not argmax(1): same first-maximum rule, but argmax over a strided dim is ~6x slower on CPU
             preds = torch.cat([preds, log_probs.max(1).indices])
         repeats = preds.shape[0] // b
-        rewards = score(preds, target.repeat(repeats, 1, 1), num_classes).float()
+        ignored = None if ignore_index is None else target == ignore_index
+        targets = target.repeat(repeats, 1, 1)
+        preds, targets = without_ignored(preds, targets, ignore_index)
+        target = targets[:b]  # background where ignored, so the class credit below stays in range
+        rewards = score(preds, targets, num_classes).float()
         rewards = rewards.view(repeats, b, *rewards.shape[1:])  # [R, B] or, per class, [R, B, C]
         greedy_rewards = rewards[-1] if baseline == "greedy" else None
         rewards = rewards[:num_samples]
@@ -217,6 +227,8 @@ def _policy_term(log_probs: Tensor, probs: Tensor, target: Tensor, reward_fn: Ca
 
     # gather along classes with a [B, K, H, W] index: the K log-probs per pixel without expanding log_probs K times
     sample_logp = log_probs.gather(1, samples.transpose(0, 1)).transpose(0, 1)  # [K, B, H, W]
+    if ignored is not None:  # an ignored pixel's sample did not change the reward: no credit
+        sample_logp = sample_logp.masked_fill(ignored.unsqueeze(0), 0.0)
     if credit == "image":
         # reduce first, then weight: [K, B] products instead of [K, B, H, W]
         reduced = sample_logp.mean((2, 3)) if reduction == "mean" else sample_logp.sum((2, 3))
