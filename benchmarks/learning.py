@@ -1,7 +1,7 @@
 """Learning-quality study: does the agent, learning during a population run, beat fixed recipes at equal compute?
 
     python -m benchmarks.learning [--seeds 0 1 2] [--preset cpu] [--env K=V ...] [--methods ...] [--jobs 2]
-                                  [--out docs] [--tag T] [--resume] [--quick]
+                                  [--out docs] [--tag T] [--resume] [--merge FILE ...] [--quick]
 
 Per seed, every method trains the same population (``envs.PopulationEnv``: ``members`` x ``rounds`` x
 ``steps_per_round`` inner steps from the seed's shared CE warm-up, the same exploit schedule, the same
@@ -18,6 +18,7 @@ Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate
 ``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
 gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels}.png``, or with
 ``--tag T`` a side study's ``OUT/learning_T.json``; with ``--out docs`` also the RESULTS.md section.
+``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
 re-renders the plots and the section from ``OUT/learning.json``; ``--thread-check`` reruns one
 method at 2 torch threads (the study runs 1 per worker) into ``OUT/learning_noise.json``.
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the runs a killed study finished (runs/learning-study/); rerun the rest")
+    parser.add_argument("--merge", nargs="+", type=Path, default=[], metavar="FILE",
+                        help="add the methods of side studies (OUT/learning_T.json) with the same preset, env and "
+                             "seeds, if every method both ran scored the same bit for bit")
     parser.add_argument("--report", action="store_true",
                         help="only re-render the plots and RESULTS section from OUT/learning.json (no training)")
     parser.add_argument("--thread-check", action="store_true",
@@ -160,11 +164,14 @@ def main(argv: list[str] | None = None) -> None:
         m["test_fp_rate"].append(row["test_fp_rate"])
         m["best_member"].append(row["best_member"])
         schedules.setdefault(result["method"], []).append(row["schedule"])
-    data = {"machine": machine_info(), "preset": preset, "env": env, "seeds": seeds,
+    merged = {str(path): merge_side_study(methods, schedules, path, (preset, env, seeds)) for path in args.merge}
+    methods = {m: methods[m] for m in METHODS if m in methods}
+    data = {"machine": machine_info(), "preset": preset, "env": env, "seeds": seeds, "merged_from": merged,
             "sizes": {"members": config.members, "rounds": config.rounds, "steps_per_round": config.steps_per_round,
                       "exploit_every": config.exploit_every, "warmup_steps": config.pretrain_steps,
                       "reward_subset": config.val_subset},
             "search_cost_runs": config.members, "wall_seconds": round(time.perf_counter() - start),
+            "resumed": args.resume, "run_seconds": round(sum(r["row"]["wall_seconds"] for r in results)),
             "methods": methods, "comparisons": comparisons(methods), "schedules": schedules}
     write_json(f"learning_{args.tag}.json" if args.tag else "learning.json", data, folder=out)
     if not args.tag:
@@ -176,6 +183,34 @@ def main(argv: list[str] | None = None) -> None:
             update_results_section(f"Learning study, side run `{args.tag}`", side_report(data, args.tag))
         else:
             update_results_section(SECTION, report(data, read_noise(out)))
+
+
+def merge_side_study(methods: dict[str, Any], schedules: dict[str, list], path: Path,
+                     design: tuple[str, dict[str, Any], list[int]]) -> list[str]:
+    """Add the methods of a side study (``--tag``) that this study did not run; return their names.
+
+    Only a side study of the same preset, env options and seeds, whose every method that this study also
+    ran scored the same per seed bit for bit (a seeded CPU run is reproducible): then both ran the same
+    runs on equivalent code, and its other methods pair by seed with these.
+    """
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    side = json.loads(path.read_text())
+    if (side["preset"], side["env"], side["seeds"]) != design:
+        raise UserError(f"{path} ran preset {side['preset']}, env {side['env']}, seeds {side['seeds']}; this study "
+                        f"runs {design[0]}, {design[1]}, {design[2]}")
+    shared = [m for m in side["methods"] if m in methods]
+    if not shared:
+        raise UserError(f"{path} shares no method with this study, so nothing shows that its runs pair with these")
+    for m in shared:
+        if side["methods"][m]["test_mean_f1"] != methods[m]["test_mean_f1"]:
+            raise UserError(f"{path}: {m} scored {side['methods'][m]['test_mean_f1']} there and "
+                            f"{methods[m]['test_mean_f1']} here; not the same runs, so its methods do not pair")
+    added = [m for m in side["methods"] if m not in methods]
+    for m in added:
+        methods[m] = side["methods"][m]
+        schedules[m] = side.get("schedules", {}).get(m, [])
+    return added
 
 
 def read_study(out: Path) -> dict[str, Any]:
@@ -289,12 +324,15 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
     c, s = data["comparisons"], data["sizes"]
     machine = data["machine"]
     where = machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
-    return (f"Written by `python -m benchmarks.learning` on {where} in {data['wall_seconds'] / 60:.0f} min: preset "
+    took = (f"in {data['wall_seconds'] / 60:.0f} min" if not data.get("resumed") else
+            f"resumed from its stored runs, which took {data['run_seconds'] / 60:.0f} worker-minutes")
+    return (f"Written by `python -m benchmarks.learning` on {where} {took}: preset "
             f"`{data['preset']}`, seeds {data['seeds']}. Every method trains a population of {s['members']} members x "
             f"{s['rounds']} rounds x {s['steps_per_round']} steps from the seed's {s['warmup_steps']}-step CE warm-up "
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
             f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
-            f"gaps are paired by seed, with the 95% t-interval of their mean.\n\n" + table(data) + "\n\n"
+            f"gaps are paired by seed, with the 95% t-interval of their mean." + merge_note(data) + "\n\n"
+            + table(data) + "\n\n"
             f"- Pre-flight, `oracle` vs `best_fixed` (target >= +2): "
             f"{verdict(c.get('preflight_oracle_vs_best_fixed'), 2)}\n"
             f"- `ppo` vs the best non-learning method `{c.get('best_non_learning')}` (target >= +1, interval above 0): "
@@ -302,6 +340,16 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
             f"- `ppo` vs its frozen prior `prior` (target >= +1): {verdict(c.get('ppo_vs_prior'), 1)}\n\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
             "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
+
+
+def merge_note(data: dict[str, Any]) -> str:
+    """A sentence naming the methods taken from side studies (``--merge``), if any."""
+    parts = [f"{', '.join(f'`{m}`' for m in added)} from {Path(path).name}"
+             for path, added in data.get("merged_from", {}).items() if added]
+    if not parts:
+        return ""
+    return (" Merged (`--merge`): " + "; ".join(parts) + ", whose other methods scored the same as here on every "
+            "seed, bit for bit: the same runs on equivalent code.")
 
 
 def plot_methods(data: dict[str, Any], out: Path) -> None:

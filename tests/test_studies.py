@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from adaptive_de.errors import UserError
 from benchmarks import gpu_report, learning, rewards_study, runs, train_speed
 
 
@@ -185,3 +186,22 @@ def test_a_resumed_study_reads_finished_runs_and_a_fresh_one_forgets_them(tmp_pa
     assert learning.run_store("smoke", env, resume=True) == store and (store / "none-seed3.json").exists()
     assert not (learning.run_store("smoke", env, resume=False) / "none-seed3.json").exists()
     assert learning.run_store("smoke", {"rounds": 3}, resume=True) != store  # other sizes, other runs
+
+
+def test_a_side_study_merges_only_when_the_methods_both_ran_agree_bit_for_bit(tmp_path):
+    def study(methods):
+        return {"preset": "cpu", "env": {"rounds": 8}, "seeds": [0, 1], "schedules": {m: [] for m in methods},
+                "methods": {m: {"test_mean_f1": list(v), "test_fp_rate": [0.1, 0.1], "compute_inner_steps": 8}
+                            for m, v in methods.items()}}
+    path = tmp_path / "learning_side.json"
+    path.write_text(json.dumps(study({"pbt": (0.5, 0.6), "pbt_tune": (0.4, 0.7)})))
+    design = ("cpu", {"rounds": 8}, [0, 1])
+    methods, schedules = study({"ppo": (0.3, 0.3), "pbt": (0.5, 0.6)})["methods"], {}
+    assert learning.merge_side_study(methods, schedules, path, design) == ["pbt_tune"]
+    assert methods["pbt_tune"]["test_mean_f1"] == [0.4, 0.7] and "pbt_tune" in schedules
+    with pytest.raises(UserError, match="pbt scored"):  # one seed differs: not the same runs
+        learning.merge_side_study(study({"pbt": (0.5, 0.61)})["methods"], {}, path, design)
+    with pytest.raises(UserError, match="shares no method"):
+        learning.merge_side_study(study({"ppo": (0.5, 0.6)})["methods"], {}, path, design)
+    with pytest.raises(UserError, match="ran preset cpu"):
+        learning.merge_side_study(study({"pbt": (0.5, 0.6)})["methods"], {}, path, ("cpu", {"rounds": 9}, [0, 1]))
