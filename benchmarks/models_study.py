@@ -115,7 +115,8 @@ def report(data: dict[str, Any]) -> str:
             "cross-entropy, no augmentation, 64x64 inputs, the same batches for both models; test scored once. "
             "Predicting background everywhere scores 0 mean F1 on every set (each face class missed). FASSEG "
             "is read through `folder:` specs with `examples/fasseg.yaml` (train names split 0.8 / 0.2 into "
-            "train / val by seed 0; its test faces are the published test split).\n\n"
+            "train / val by seed 0; its test faces are the published test split). Train times are per run, with "
+            f"other jobs sharing the cores (load average {m['load_average_1min']}): upper bounds, for the ratio.\n\n"
             + "\n".join(rows) + "\n" + "\n".join(per_class) + "\n")
 
 
