@@ -77,7 +77,7 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     instead of rerun, so a study killed after hours resumes with ``--resume`` and loses only the runs
     in flight.
     """
-    path = None if store is None else store / f"{method}-seed{seed}.json"
+    path = None if store is None else stored_run(store, method, seed)
     if path is not None and path.exists():
         return json.loads(path.read_text())
     from envs import PopulationEnv
@@ -99,6 +99,11 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     if path is not None:
         write_json(path.name, result, folder=path.parent)
     return result
+
+
+def stored_run(store: Path, method: str, seed: int) -> Path:
+    """Where a study's store keeps one finished run."""
+    return store / f"{method}-seed{seed}.json"
 
 
 def run_store(preset: str, env: dict[str, Any], resume: bool) -> Path:
@@ -149,9 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     if len(seeds) != len(set(seeds)):
         raise UserError(f"--seeds repeats a seed: {seeds}")
     start = time.perf_counter()
-    map_runs(warmup_task, [(preset, env, seed) for seed in seeds], args.jobs)
-    # learners first: the longest tasks, so the pool's last tasks are short ones
     store = run_store(preset, env, args.resume)
+    # a seed whose runs are all stored needs no warm-up
+    pending = [seed for seed in seeds if not all(stored_run(store, m, seed).exists() for m in args.methods)]
+    map_runs(warmup_task, [(preset, env, seed) for seed in pending], args.jobs)
+    # learners first: the longest tasks, so the pool's last tasks are short ones
     tasks = [(preset, env, method, seed, store) for method in args.methods for seed in seeds]
     results = map_runs(method_task, tasks, args.jobs)
     methods: dict[str, dict[str, Any]] = {}

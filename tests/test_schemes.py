@@ -99,7 +99,7 @@ def test_label_ids_outside_the_scheme_are_one_error_line(tmp_path, capsys):
     root = make_folder(tmp_path / "faces", ["a", "b"], classes=6, ignore=None)  # ids up to 5, scheme has 4
     assert run_cli(main, [f"folder:{root}", "--split", "all", "--out", str(tmp_path / "p.png")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: label map ") and "outside custom" not in err and "ignore id 255" in err
+    assert err.startswith("error: label map ") and "outside faces (0..3, ignore id 255)" in err
     assert err.count("\n") == 1
 
 

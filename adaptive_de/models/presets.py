@@ -39,11 +39,6 @@ def _choose(kind: str, name: str, choices) -> None:
         raise UserError(f"unknown {kind} {name!r}; choose one of: {', '.join(choices)}")
 
 
-def _unknown(name: str) -> UserError:
-    return UserError(f"unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}, "
-                     "or give 'package.module:factory'")
-
-
 def default_image_size(name: str) -> int:
     """The image size a model named ``name`` trains at when the config gives none: a preset's own size,
     else ``DEFAULT_SIZE`` (``package.module:factory`` plug-ins)."""
@@ -51,7 +46,8 @@ def default_image_size(name: str) -> int:
         return PRESETS[name].image_size
     if ":" in name:
         return DEFAULT_SIZE
-    raise _unknown(name)
+    raise UserError(f"unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}, "
+                    "or give 'package.module:factory'")
 
 
 def build_model(preset: str | FaceTransformerConfig, *, num_classes: int, task: str = "parsing",
@@ -70,15 +66,15 @@ def build_model(preset: str | FaceTransformerConfig, *, num_classes: int, task: 
             Face Transformers only).
         head: parsing head of a Face Transformer, ``"linear"`` or ``"progressive"`` (default ``DEFAULT_HEAD``).
         image_size: the training image size; the CNN and plug-ins are checked with one forward pass of
-            zeros [2, 3, S, S] at it (default ``DEFAULT_SIZE``). Face Transformers take any size and ignore it.
+            zeros [2, 3, S, S] at it (default ``default_image_size(preset)``). Face Transformers ignore it.
         weights: ``"unet-r18"`` only: a torchvision ``resnet18`` state dict (``.pth``) for its encoder.
 
     A Face Transformer has ``.backbone`` (``FaceTransformer``), ``.preset`` (its config) and ``.task``.
     Every mistake (unknown name, failing plug-in, wrong output shape, unfitting weights) is a ``UserError``.
     """
+    # the size a CNN or plug-in is probed at; default_image_size also rejects an unknown name
+    size = image_size or (default_image_size(preset) if isinstance(preset, str) else preset.image_size)
     vit = not isinstance(preset, str) or preset in VIT_PRESETS
-    if isinstance(preset, str) and not vit and preset != CNN and ":" not in preset:
-        raise _unknown(preset)
     _choose("task", task, TASKS)
     if weights is not None and preset != CNN:
         raise UserError(f"weights apply to model {CNN!r} only (its ResNet-18 encoder), not {_name(preset)!r}")
@@ -97,7 +93,7 @@ def build_model(preset: str | FaceTransformerConfig, *, num_classes: int, task: 
             load_encoder_weights(model.encoder, weights)
     else:
         model = _plugin(preset, num_classes)
-    _check_output(model, preset, num_classes, image_size or DEFAULT_SIZE)
+    _check_output(model, preset, num_classes, size)
     return model
 
 
