@@ -12,13 +12,14 @@ from .errors import UserError
 from .losses.reinforce import BASELINES, CREDITS, REDUCTIONS
 
 LOSSES = ("ce", "reinforce", "ce_then_reinforce")
+RENAMED = {"preset": "model"}  # TrainConfig keys of earlier versions: their names now
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines one inner training run of the face-parsing model."""
 
-    preset: str = "tiny"  # model: a preset (adaptive_de.models.PRESETS), unet-r18, or package.module:factory
+    model: str = "tiny"  # a model preset (adaptive_de.models.PRESETS: ViTs, unet-r18) or package.module:factory
     head: str | None = None  # parsing head; None: the default head
     encoder_weights: str | None = None  # unet-r18: a torchvision resnet18 state dict (.pth) for its encoder
     data: str = "synth"  # data set spec: synth | lapa:DIR | celebamask:DIR | folder:DIR[,key=value,...]
@@ -74,6 +75,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        # run folders and checkpoints written before the model field was named "model" call it "preset"
+        data = {RENAMED.get(k, k): v for k, v in data.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

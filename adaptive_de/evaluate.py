@@ -61,7 +61,7 @@ def _main(argv: list[str] | None) -> int:
         config = TrainConfig.from_dict(state["config"])
     except (KeyError, TypeError) as e:
         raise UserError(f"{run_dir / FINAL_MODEL} is not a trainer state ({e})") from None
-    size = config.image_size or default_image_size(config.preset)
+    size = config.image_size or default_image_size(config.model)
     data = load(spec, args.split, size=size)
     # The trainer is only the evaluation function's host here: its "train" split is the split being scored.
     trainer = InnerTrainer(config.replace(device=args.device, eval_batch_size=args.batch_size),

@@ -46,7 +46,7 @@ class EnvConfig:
     reduction, reward weight) are ``TrainConfig``'s."""
 
     preset: str = "cpu"  # the size preset the fields came from (recorded, not re-applied)
-    model: str = TrainConfig.preset  # model preset (adaptive_de.models.PRESETS): TrainConfig.preset
+    model: str = TrainConfig.model  # model preset (adaptive_de.models.PRESETS) or package.module:factory
     data: str = TrainConfig.data  # data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR | folder:DIR[,k=v,...]
     image_size: int | None = None  # None: the model preset's size
     batch_size: int = TrainConfig.batch_size
@@ -94,7 +94,7 @@ class EnvConfig:
         phase is the warm-up); from scratch it runs the trainer's usual CE-then-REINFORCE schedule."""
         reward, reward_kw = self.resolved_inner_reward()
         tune_from = 0.0 if self.start == "pretrained" else TrainConfig.tune_from
-        return TrainConfig(preset=self.model, data=self.data, image_size=self.image_size, batch_size=self.batch_size,
+        return TrainConfig(model=self.model, data=self.data, image_size=self.image_size, batch_size=self.batch_size,
                            steps=self.episode_steps, lr=self.lr, loss=self.inner_loss, tune_from=tune_from,
                            tune_lr_factor=self.tune_lr_factor, ce_weight=self.ce_weight, reward=reward,
                            reward_kw=reward_kw, num_samples=self.num_samples, seed=self.seed, device=self.device,

@@ -1,6 +1,6 @@
 """Supervised (and reward-tuned) training of the face-parsing model, with a per-class F1 report.
 
-    python -m adaptive_de.train --preset tiny --data synth --loss ce --steps 1500
+    python -m adaptive_de.train --model tiny --data synth --loss ce --steps 1500
     python -m adaptive_de.train --loss ce_then_reinforce --reward f1_fp --reward-kw w=0.3
 
 Prints a progress bar (loss, and reward once REINFORCE tuning starts), val scores along the way,
@@ -29,7 +29,7 @@ from .trainer import InnerTrainer
 def build_parser() -> CliParser:
     d = TrainConfig()
     p = CliParser(prog="python -m adaptive_de.train", description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default=d.preset,
+    p.add_argument("--model", default=d.model,
                    help=f"model: a Face Transformer preset ({', '.join(VIT_PRESETS)}), {CNN} (the ResNet-18 U-Net), "
                         "or package.module:factory (factory(num_classes=N) returns an nn.Module)")
     p.add_argument("--head", default=None, help="Face Transformer parsing head: linear or progressive")
@@ -71,7 +71,7 @@ def build_parser() -> CliParser:
 
 
 def config_from_args(args) -> TrainConfig:
-    return TrainConfig(preset=args.preset, head=args.head, encoder_weights=args.encoder_weights, data=args.data,
+    return TrainConfig(model=args.model, head=args.head, encoder_weights=args.encoder_weights, data=args.data,
                        image_size=args.size, loss=args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        tune_from=args.tune_from,
                        tune_lr_factor=args.tune_lr_factor, reward=args.reward, reward_kw=parse_kv(args.reward_kw),
@@ -100,7 +100,7 @@ def train(trainer: InnerTrainer, policy, eval_every: int, console: Console) -> l
     """Run all steps in rounds of ``eval_every``, scoring val after each; returns the val curve."""
     c = trainer.config
     curve = []
-    with tqdm(total=c.steps, desc=f"{c.preset} {c.loss}", unit="step") as bar:
+    with tqdm(total=c.steps, desc=f"{c.model} {c.loss}", unit="step") as bar:
         def on_step(info):
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in info.items() if k in ("loss", "reward")})
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     policy = make_policy(args.policy, trainer.scheme)
     trainer.sampler.set_coefficients([float(args.sampler == s) for s in ("uniform", "class_balanced",
                                                                           "loss_prioritised")])
-    console.print(f"training {config.preset} on {config.data} ({len(trainer.data['train'].images)} train images, "
+    console.print(f"training {config.model} on {config.data} ({len(trainer.data['train'].images)} train images, "
                   f"{trainer.image_size}px) on {trainer.device}; loss {config.loss}, augmentation {args.policy}")
     curve = train(trainer, policy, args.eval_every or max(1, config.steps // 5), console)
     results = {split: trainer.evaluate(split) for split in ("val", "test")}

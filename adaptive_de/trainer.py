@@ -94,7 +94,7 @@ class InnerTrainer:
         self.num_classes = train.scheme.num_classes
         # F.cross_entropy's own "no ignore id" default
         self.ce_ignore_index = -100 if train.scheme.ignore_index is None else train.scheme.ignore_index
-        self.model = build_model(config.preset, num_classes=self.num_classes, head=config.head,
+        self.model = build_model(config.model, num_classes=self.num_classes, head=config.head,
                                  image_size=self.image_size, weights=config.encoder_weights).to(self.device)
         compiled = self.device.type == "cuda" if config.compile is None else config.compile
         self._forward = torch.compile(self.model) if compiled else self.model
@@ -125,7 +125,7 @@ class InnerTrainer:
     @property
     def image_size(self) -> int:
         # default_image_size also rejects an unknown preset before any data are loaded for it
-        return self.config.image_size or default_image_size(self.config.preset)
+        return self.config.image_size or default_image_size(self.config.model)
 
     def _to_device(self, ds: FaceParsingSet) -> FaceParsingSet:
         return FaceParsingSet(images=ds.images.to(self.device), labels=ds.labels.to(self.device, torch.uint8),
@@ -315,17 +315,17 @@ class InnerTrainer:
         """Load the model of a CE run of ``steps`` steps (no augmentation) for this config, training it
         once and caching it under a key of the config, so env episodes can start from it."""
         c = self.config
-        key_fields = {k: getattr(c, k) for k in ("preset", "head", "encoder_weights", "data", "image_size",
+        key_fields = {k: getattr(c, k) for k in ("model", "head", "encoder_weights", "data", "image_size",
                                                   "batch_size", "lr", "weight_decay", "warmup", "grad_clip", "seed")}
         key_fields["steps"] = steps
         key_fields["train_data"] = _fingerprint(self.data["train"])  # a regenerated or edited data set retrains
         key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
         # a plug-in's "package.module:factory" has a ':' (not allowed in Windows file names) and may be long
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", c.preset)[:64]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", c.model)[:64]
         path = Path(cache_dir or cache_root() / "pretrained") / f"{name}-{key}.pt"
         if not path.exists():
             pre = InnerTrainer(c.replace(loss="ce", steps=steps), data=self.data)
-            _train_with_progress(pre, steps, desc=f"CE pre-training {c.preset} ({steps} steps)", enabled=progress)
+            _train_with_progress(pre, steps, desc=f"CE pre-training {c.model} ({steps} steps)", enabled=progress)
             with atomic_path(path) as tmp:
                 torch.save({"key": key_fields, "model": pre.model.state_dict()}, tmp)
         self.model.load_state_dict(load_checkpoint(path)["model"])

@@ -102,7 +102,7 @@ def bench_cpu_training(preset: str, batch: int, *, warmup: int, iters: int, comp
 def bench_train_round(preset: str, batch: int, device: torch.device, *, compiled: bool, warmup: int, steps: int,
                       rounds: int = 3) -> dict:
     """``InnerTrainer.train_round`` throughput: sampler mixture, ``LevelPolicy`` at level 2, CE, on ``device``."""
-    config = TrainConfig(preset=preset, data=ROUND_DATA, batch_size=batch, steps=100_000, device=str(device),
+    config = TrainConfig(model=preset, data=ROUND_DATA, batch_size=batch, steps=100_000, device=str(device),
                          compile=compiled, seed=0)
     trainer = InnerTrainer(config, splits=("train",))
     trainer.sampler.set_coefficients((0.5, 0.5, 0.0))

@@ -43,7 +43,7 @@ def main() -> None:
     results = {}
     for name, (preset, head, steps) in RUNS.items():
         steps = 20 if args.quick else steps
-        config = TrainConfig(preset=preset, head=head, steps=steps, seed=args.seed, device="cpu")
+        config = TrainConfig(model=preset, head=head, steps=steps, seed=args.seed, device="cpu")
         results[name] = scored_run(config, data, eval_every=max(steps // 10, 1))
         r = results[name]
         print(f"{name:>18}: test mean F1 {100 * r['test_mean_f1']:.2f}  min class F1 "

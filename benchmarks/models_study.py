@@ -52,7 +52,7 @@ def data_sets(fasseg: Path) -> dict[str, str]:
 
 def model_task(spec: str, preset: str, seed: int, steps: int) -> dict[str, Any]:
     """One model's run on one data set and seed (module level: ``--jobs`` workers call it)."""
-    config = TrainConfig(preset=preset, data=spec, steps=steps, batch_size=BATCH, seed=seed, device="cpu")
+    config = TrainConfig(model=preset, data=spec, steps=steps, batch_size=BATCH, seed=seed, device="cpu")
     result = scored_run(config, load_splits(spec))
     print(f"{preset:>9} seed {seed} {spec[:40]}: test mean F1 {100 * result['test_mean_f1']:.2f} "
           f"({result['wall_seconds']:.0f} s)", flush=True)

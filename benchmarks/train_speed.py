@@ -44,11 +44,8 @@ def serve(source: str | None, *, warmup: int, steps: int) -> None:
     import torch
 
     import adaptive_de
-    from adaptive_de.config import TrainConfig
-    from adaptive_de.trainer import InnerTrainer
 
-    trainer = InnerTrainer(TrainConfig(preset="tiny", data=DATA, batch_size=32, steps=100_000, loss="ce", seed=0),
-                           splits=("train",))
+    trainer = speed_trainer()
     losses = [trainer.train_round(steps=1)["loss"] for _ in range(FIRST_STEPS)]
     trainer.train_round(steps=warmup)
     print(json.dumps({"package": str(Path(adaptive_de.__file__).parent), "threads": torch.get_num_threads(),
@@ -57,6 +54,19 @@ def serve(source: str | None, *, warmup: int, steps: int) -> None:
         start = time.perf_counter()
         trainer.train_round(steps=steps)
         print(json.dumps(steps * 32 / (time.perf_counter() - start)), flush=True)
+
+
+def speed_trainer():
+    """The timed trainer (``tiny``, batch 32, CE, seed 0), built by whichever ``adaptive_de`` is imported."""
+    import dataclasses
+
+    from adaptive_de.config import TrainConfig
+    from adaptive_de.trainer import InnerTrainer
+
+    # the baseline commit's TrainConfig names its model field "preset"
+    model_key = "model" if "model" in {f.name for f in dataclasses.fields(TrainConfig)} else "preset"
+    config = TrainConfig(**{model_key: "tiny"}, data=DATA, batch_size=32, steps=100_000, loss="ce", seed=0)
+    return InnerTrainer(config, splits=("train",))
 
 
 def unpack(rev: str, folder: Path) -> Path:
@@ -122,11 +132,7 @@ def step_profile(steps: int = 10) -> dict[str, float]:
     """Share of a current ``train_round`` step's operator time in each of ``OP_GROUPS`` (the rest: "other")."""
     from torch.profiler import ProfilerActivity, profile
 
-    from adaptive_de.config import TrainConfig
-    from adaptive_de.trainer import InnerTrainer
-
-    trainer = InnerTrainer(TrainConfig(preset="tiny", data=DATA, batch_size=32, steps=100_000, loss="ce", seed=0),
-                           splits=("train",))
+    trainer = speed_trainer()
     trainer.train_round(steps=3)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         trainer.train_round(steps=steps)

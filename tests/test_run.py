@@ -1,6 +1,7 @@
 """The run CLI end to end: a smoke PPO run, TensorBoard tags, evaluate, kill -9 and resume, and bad input."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_smoke_ppo_run_writes_the_run_folder(smoke_run):
     for picture in ("schedule.png", "curves.png"):
         assert (smoke_run / picture).read_bytes()[:4] == b"\x89PNG"
     model = torch.load(smoke_run / "final_model.pt", weights_only=True)
-    assert "model" in model and model["config"]["preset"] == "tiny"
+    assert "model" in model and model["config"]["model"] == "tiny"
     assert torch.load(smoke_run / "agent.pt", weights_only=True)["num_timesteps"] == c.rounds * c.members
     assert torch.load(smoke_run / "checkpoints" / "latest.pt", weights_only=True)["method"] is None  # all done
 
@@ -84,6 +85,17 @@ def test_evaluate_prints_one_json_object(smoke_run, capsys):
     assert len(scores["f1"]) == 11 and 0 <= scores["fp_rate"] <= 1 and scores["num_images"] == 50
     assert evaluate.main([str(smoke_run), "--data", "lapa:/no/such/folder"]) == 2
     assert capsys.readouterr().err.startswith("error: folder not found")
+
+
+def test_evaluate_reads_a_run_saved_before_the_model_field_was_renamed(smoke_run, tmp_path, capsys):
+    old = tmp_path / "old-run"
+    shutil.copytree(smoke_run, old)
+    state = torch.load(old / "final_model.pt", weights_only=True)
+    state["config"]["preset"] = state["config"].pop("model")  # TrainConfig's model field was once "preset"
+    torch.save(state, old / "final_model.pt")
+    assert evaluate.main([str(old), "--data", SMOKE_DATA]) == 0
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert json.loads(capsys.readouterr().out)["mean_f1"] == pytest.approx(results["methods"]["ppo"]["test_mean_f1"])
 
 
 @pytest.mark.parametrize("kill_after", [1, 3], ids=["in-ppo", "later"])

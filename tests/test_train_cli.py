@@ -31,7 +31,7 @@ def test_prints_per_class_table_and_tuning_phase(tmp_path, capsys):
     (["--data", "lapa:/does/not/exist"], "not found"),
     (["--reward", "nope"], "unknown reward 'nope'"),
     (["--reward-kw", "w"], "malformed key=value"),
-    (["--preset", "huge"], "unknown model preset"),
+    (["--model", "huge"], "unknown model preset"),
     (["--loss", "mse"], "invalid choice"),
     (["--steps", "0"], "steps must be at least 1"),
 ])

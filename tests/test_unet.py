@@ -167,10 +167,10 @@ def test_cli_lists_the_cnn_and_encoder_weights():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "no.such:mod"], "model 'no.such:mod': cannot import module 'no.such'"),
-    (["--preset", "unet-r18", "--head", "linear"], "head applies to Face Transformer presets only"),
-    (["--preset", "unet-r18", "--encoder-weights", "/no/such.pth"], "encoder weights /no/such.pth do not exist"),
-    (["--preset", "huge"], "unknown model preset 'huge'"),
+    (["--model", "no.such:mod"], "model 'no.such:mod': cannot import module 'no.such'"),
+    (["--model", "unet-r18", "--head", "linear"], "head applies to Face Transformer presets only"),
+    (["--model", "unet-r18", "--encoder-weights", "/no/such.pth"], "encoder weights /no/such.pth do not exist"),
+    (["--model", "huge"], "unknown model preset 'huge'"),
 ])
 def test_cli_model_errors_are_one_line_and_exit_2(args, message, capsys):
     assert run_cli(main, ["--data", "synth:train=8,val=8,test=8", "--steps", "1", *args]) == 2
@@ -179,7 +179,7 @@ def test_cli_model_errors_are_one_line_and_exit_2(args, message, capsys):
 
 
 def make(preset: str, **kw) -> InnerTrainer:
-    config = TrainConfig(preset=preset, data=DATA, batch_size=8, device="cpu", eval_batch_size=16, **kw)
+    config = TrainConfig(model=preset, data=DATA, batch_size=8, device="cpu", eval_batch_size=16, **kw)
     return InnerTrainer(config, splits=("train", "val"))
 
 
