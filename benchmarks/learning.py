@@ -66,6 +66,7 @@ NON_LEARNING = ("prior", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "ran
 ORACLE = "oracle"
 ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
 METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
+STUDY_MINUTES = 100  # the issue-12 target for 3 seeds on the 2-core CPU
 SECTION = "Learning quality: the agent in a population run vs fixed recipes at equal compute (issue 12)"
 
 
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
                       "exploit_every": config.exploit_every, "warmup_steps": config.pretrain_steps,
                       "reward_subset": config.val_subset},
             "search_cost_runs": config.members, "wall_seconds": round(time.perf_counter() - start),
-            "resumed": args.resume, "run_seconds": round(sum(r["row"]["wall_seconds"] for r in results)),
+            "resumed": args.resume, "jobs": args.jobs,
+            "run_seconds": round(sum(r["row"]["wall_seconds"] for r in results)),
             "methods": methods, "comparisons": comparisons(methods), "schedules": schedules}
     write_json(f"learning_{args.tag}.json" if args.tag else "learning.json", data, folder=out)
     if not args.tag:
@@ -344,9 +346,21 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
             f"{verdict(c.get('preflight_oracle_vs_best_fixed'), 2)}\n"
             f"- `ppo` vs the best non-learning method `{c.get('best_non_learning')}` (target >= +1, interval above 0): "
             f"{verdict(c.get('ppo_vs_best_non_learning'), 1)}\n"
-            f"- `ppo` vs its frozen prior `prior` (target >= +1): {verdict(c.get('ppo_vs_prior'), 1)}\n\n"
+            f"- `ppo` vs its frozen prior `prior` (target >= +1): {verdict(c.get('ppo_vs_prior'), 1)}\n"
+            + study_time(data) + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
             "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
+
+
+def study_time(data: dict[str, Any]) -> str:
+    """A bullet on the study's time against its target (100 min for 3 seeds on the 2-core CPU), if it was timed."""
+    if data["machine"]["cuda_device"] or not data.get("jobs"):
+        return ""
+    wall = data["run_seconds"] / 60 / data["jobs"]
+    met = "met" if wall <= STUDY_MINUTES else "NOT met"
+    return (f"- Study time (target <= {STUDY_MINUTES} min for 3 seeds): its {len(data['methods'])} methods' runs took "
+            f"{data['run_seconds'] / 60:.0f} worker-minutes on {data['jobs']} workers, about {wall:.0f} min of wall "
+            f"time, without the warm-ups and the side studies' own runs: **{met}**\n")
 
 
 def merge_note(data: dict[str, Any]) -> str:
