@@ -1,4 +1,5 @@
-"""The study scripts' own logic: learning-study bookkeeping and the GPU-check report (no training here)."""
+"""The study scripts' own logic: learning-study bookkeeping, the reward-signal analysis and the GPU-check report
+(no training here)."""
 import json
 import math
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from adaptive_de.errors import UserError
-from benchmarks import gpu_report, learning, rewards_study, runs, train_speed
+from benchmarks import gpu_report, learning, reward_signal, rewards_study, runs, train_speed
 
 
 def scores(*values):
@@ -46,6 +47,22 @@ def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
     row = next(line for line in learning.table({"methods": methods, "comparisons": c}).splitlines()
                if line.startswith("| ppo "))
     assert "| 768 |" in row and "+1.00 [" in row and "(per seed: +3.00, -1.00)" in row
+
+
+def test_reward_signal_separates_the_recipes_gap_from_the_noise_within_a_pair():
+    def seed(signal: float, spread: float) -> list[list[float]]:
+        # members: prior, prior, oracle, oracle; each pair's members differ by +-spread around their mean
+        return [[-signal / 2 + s * spread / 2, -signal / 2 - s * spread / 2, signal / 2 - s * spread / 2,
+                 signal / 2 + s * spread / 2] for s in (1, -1, 1, -1, 1, -1, 1, -1)]
+
+    a = reward_signal.analyse([seed(2.0, 3.0), seed(2.5, 3.0), seed(1.5, 3.0)])
+    np.testing.assert_allclose(a["signal_per_seed"], [2.0, 2.5, 1.5])
+    half = runs.T975[2] * 0.5 / math.sqrt(3)
+    np.testing.assert_allclose(a["signal_ci95"], [2.0 - half, 2.0 + half])
+    assert a["sigma"] == pytest.approx(3.0 / math.sqrt(2))  # a pair's members differ by 3: one member's std
+    assert a["comparisons_needed"] == pytest.approx(9.0)  # (2 * sqrt(2) * sigma / signal) ** 2
+    assert a["comparisons_per_run"] == 16
+    assert reward_signal.analyse([seed(-1.0, 3.0)])["comparisons_needed"] is None  # no gain: never told apart
 
 
 def test_report_says_met_only_when_the_interval_is_above_zero():

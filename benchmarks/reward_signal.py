@@ -1,0 +1,158 @@
+"""How much does one round's reward say about a recipe? The signal a learner in a population run gets, and its noise.
+
+    python -m benchmarks.reward_signal [--seeds 0 1 2] [--jobs 2] [--quick]
+
+Per seed, one population run at the learning study's sizes (``cpu`` preset, 4 members x 8 rounds x 36
+steps from the seed's CE warm-up) with exploits off and fixed actions: members 0 and 1 train the agent's
+prior recipe (``agents.population.PRIOR_LEVELS`` at their centre), members 2 and 3 the learning study's
+``oracle`` recipe (the headroom study's levels, which mirror the test nuisances). Every round gives
+
+- the **signal**: the oracle pair's mean reward minus the prior pair's, the most a learner can hope to
+  see between two recipes (they differ in 10 of 16 ops at once);
+- the **noise**: the reward difference within a pair. Both members of a pair take the same action on the
+  same batches, so it is what the reward varies by when only augmentation draws and dropout differ.
+
+From these: ``sigma``, the noise of one member's reward (the within-pair difference's std / sqrt 2), and the
+number of rounds of two-member comparisons a learner needs to tell the two recipes apart at 2 standard
+errors, against the 16 such comparisons that one run of the learning study offers (8 rounds x 2 pairs).
+
+Writes docs/reward_signal.json, docs/reward_signal.png and a RESULTS.md section (``--quick``: the smoke
+preset, one seed, into runs/reward-signal-quick/).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from adaptive_de.augment import OPS  # noqa: E402
+from adaptive_de.errors import run_cli  # noqa: E402
+from adaptive_de.presets import EnvConfig  # noqa: E402
+from agents.population import PRIOR_LEVELS, PRIOR_MODE  # noqa: E402
+from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
+from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.runs import (  # noqa: E402
+    DOCS,
+    T975,
+    apply_threads,
+    map_runs,
+    save_figure,
+    study_parser,
+    update_results_section,
+    write_json,
+)
+from envs.face_parsing import SAMPLING_MODES  # noqa: E402
+
+SIZES = {"rounds": 8, "steps_per_round": 36}  # the learning study's (docs/learning.json "env")
+SECTION = "Reward signal vs noise in a population run (issue 12)"
+RECIPES = {"prior": PRIOR_LEVELS, "oracle": MATCHED_LEVELS}
+PAIR = 2  # members per recipe
+
+
+def action(levels: dict[str, int]) -> list[int]:
+    """A member's action: the 16 levels in OPS order, then the prior's sampling mode."""
+    return [levels.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index(PRIOR_MODE)]
+
+
+def seed_task(preset: str, env: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One population run with fixed actions (members: prior, prior, oracle, oracle); every round's rewards."""
+    from envs import PopulationEnv
+
+    rounds = EnvConfig.from_preset(preset, **env).rounds
+    population = PopulationEnv(preset, **{**env, "members": PAIR * len(RECIPES), "exploit_every": rounds,
+                                          "seed": seed})
+    actions = np.array([action(levels) for levels in RECIPES.values() for _ in range(PAIR)])
+    population.reset()
+    rewards = []
+    for _ in range(population.rounds):
+        _, reward, _, _ = population.step(actions)
+        rewards.append([float(r) for r in reward])
+    print(f"seed {seed}: " + " ".join(f"{np.mean(r[PAIR:]) - np.mean(r[:PAIR]):+.2f}" for r in rewards), flush=True)
+    return {"seed": seed, "rewards": rewards, "selection_reward": population.final["selection"]}
+
+
+def analyse(rewards_by_seed: list[list[list[float]]]) -> dict[str, Any]:
+    """Signal and noise from each seed's per-round rewards ``[round][member]`` (members: the prior pair, then
+    the oracle pair), in reward points."""
+    signal = [[statistics.fmean(r[PAIR:]) - statistics.fmean(r[:PAIR]) for r in rounds] for rounds in rewards_by_seed]
+    within = [r[k] - r[k + 1] for rounds in rewards_by_seed for r in rounds for k in range(0, len(r), PAIR)]
+    sigma = math.sqrt(statistics.fmean(d * d for d in within) / 2)  # the pair's members share their mean
+    per_seed = [statistics.fmean(s) for s in signal]
+    mean = statistics.fmean(per_seed)
+    half = (T975.get(len(per_seed) - 1, 1.96) * statistics.stdev(per_seed) / math.sqrt(len(per_seed))
+            if len(per_seed) > 1 else None)
+    # One comparison: one member of each recipe, whose reward difference has std sqrt(2) sigma.
+    needed = None if mean <= 0 else (2 * math.sqrt(2) * sigma / mean) ** 2  # None: no positive signal
+    return {"signal_per_round": signal, "signal_per_seed": per_seed, "signal_mean": mean,
+            "signal_ci95": None if half is None else [mean - half, mean + half], "sigma": sigma,
+            "comparisons_needed": needed, "comparisons_per_run": len(signal[0]) * PAIR}
+
+
+def report(data: dict[str, Any]) -> str:
+    a, m = data["analysis"], data["machine"]
+    interval = "" if a["signal_ci95"] is None else " (95% CI {:+.2f} to {:+.2f} over seeds)".format(*a["signal_ci95"])
+    if a["comparisons_needed"] is None:
+        needed = "The oracle recipe does not gain on the prior per round: no number of comparisons tells them apart"
+    else:
+        needed = (f"Telling the two recipes apart at 2 standard errors takes about {a['comparisons_needed']:.0f} "
+                  "one-against-one comparisons")
+    return (f"Written by `python -m benchmarks.reward_signal` (docs/reward_signal.json) on {m['cpu']}, {m['cores']} "
+            f"cores: seeds {data['seeds']}, preset `{data['preset']}`, a population of {data['members']} members x "
+            f"{data['rounds']} rounds x {data['steps_per_round']} steps from the seed's CE warm-up (the learning "
+            "study's sizes), exploits off; members 0-1 train the agent's prior recipe, members 2-3 the `oracle` "
+            "recipe, on the same batches. Rewards are the env's: each member's gain of the reward on the "
+            f"{data['val_subset']}-image reward subset over the round, minus the population's mean gain, in points.\n\n"
+            f"- Signal, oracle pair minus prior pair per round: **{a['signal_mean']:+.2f} points**{interval}; "
+            "per seed " + ", ".join(f"{s:+.2f}" for s in a["signal_per_seed"]) + ".\n"
+            f"- Noise of one member's round reward with its action fixed (augmentation draws and dropout only): "
+            f"sigma = **{a['sigma']:.2f} points**.\n"
+            f"- {needed}; one run offers {a['comparisons_per_run']}. A learner choosing each op's level sees smaller "
+            "differences than these two recipes, which differ in 10 of 16 ops.\n\n"
+            "![reward signal](reward_signal.png)\n")
+
+
+def plot(data: dict[str, Any], out: Path) -> None:
+    a = data["analysis"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    rounds = np.arange(1, len(a["signal_per_round"][0]) + 1)
+    for seed, signal in zip(data["seeds"], a["signal_per_round"], strict=True):
+        ax.plot(rounds, signal, marker="o", label=f"seed {seed}")
+    band = math.sqrt(2) * a["sigma"]  # one comparison's noise (std of a two-member difference)
+    ax.axhspan(-band, band, color="0.85", label="±1 std of one comparison's noise")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xlabel="round", ylabel="oracle − prior reward (points)", title="Per-round reward signal vs noise")
+    ax.legend(fontsize=8)
+    save_figure(fig, out / "reward_signal.png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    apply_threads(args.threads)
+    preset, env, seeds = ("smoke", {}, [0]) if args.quick else ("cpu", dict(SIZES), args.seeds)
+    out = Path("runs/reward-signal-quick") if args.quick else DOCS
+    out.mkdir(parents=True, exist_ok=True)
+    runs = map_runs(seed_task, [(preset, env, seed) for seed in seeds], args.jobs)
+    config = EnvConfig.from_preset(preset, **env)
+    data = {"machine": machine_info(), "preset": preset, "seeds": seeds, "members": PAIR * len(RECIPES),
+            "rounds": config.rounds, "steps_per_round": config.steps_per_round, "val_subset": config.val_subset,
+            "recipes": {name: action(levels) for name, levels in RECIPES.items()}, "runs": runs,
+            "analysis": analyse([run["rewards"] for run in runs])}
+    write_json("reward_signal.json", data, folder=out)
+    plot(data, out)
+    print(report(data))
+    if out == DOCS:
+        update_results_section(SECTION, report(data))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
