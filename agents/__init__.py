@@ -9,6 +9,8 @@ name               agent
 ppo, a2c, dqn      SB3 learners that learn during the population run (ppo, a2c start at the prior;
                    dqn acts on ``envs.MENU``)
 prior              the prior PPO starts from, frozen (``agents.population``)
+ppo_strength       PPO over one magnitude for every op (an offset from the prior's levels), from its prior
+prior_strength     that strength prior, frozen (ppo_strength's control)
 pbt                PBT over the levels, no learning (PBA's exploit and explore)
 best_fixed         a grid of constant candidates, one per member, with exploit
 random             a uniformly random action every round
@@ -25,14 +27,16 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
-from agents.population import GridAgent, PBTAgent, PriorAgent, run_population
-from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, SB3Agent
+from agents.population import GridAgent, PBTAgent, PriorAgent, StrengthPriorAgent, run_population
+from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOStrengthAgent, SB3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
     "prior": PriorAgent,
+    "ppo_strength": PPOStrengthAgent,
+    "prior_strength": StrengthPriorAgent,
     "pbt": PBTAgent,
     "best_fixed": GridAgent,
     "random": RandomAgent,
@@ -41,8 +45,8 @@ AGENTS: dict[str, type[Agent]] = {
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-AGENT_FORMS = ("ppo, a2c, dqn, prior, pbt, best_fixed, random, none, randaugment, trivialaugment, "
-               "fixed:L1,...,L16[,MODE]")
+AGENT_FORMS = ("ppo, a2c, dqn, prior, ppo_strength, prior_strength, pbt, best_fixed, random, none, randaugment, "
+               "trivialaugment, fixed:L1,...,L16[,MODE]")
 
 
 def agent_class(spec: str) -> tuple[type[Agent], str | None]:
@@ -62,5 +66,6 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "GridAgent", "NoneAgent",
-           "PBTAgent", "PPOAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent", "SB3Agent", "TrivialAugmentAgent",
+           "PBTAgent", "PPOAgent", "PPOStrengthAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent", "SB3Agent",
+           "StrengthPriorAgent", "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

@@ -8,6 +8,9 @@ method          actions
 ==============  ===================================================================================
 ppo             learned during the run, starting from ``PRIOR`` (``agents.sb3.PPOAgent``)
 prior           drawn from ``PRIOR`` every round, never updated (what PPO starts from: exploit only)
+ppo_strength    learned during the run over one magnitude (``STRENGTH_MENU``: an offset of every op's
+                level from the prior's centre), starting from its prior (``strength_prior_logits``)
+prior_strength  that strength prior, frozen (what ppo_strength starts from: exploit only)
 pbt             PBT over the levels (PBA-style): members start from prior draws; a member that was
                 exploited copies its donor's levels and sampling mode, then explores (each op
                 resampled with p = 0.2, else shifted by -1, 0 or +1)
@@ -30,6 +33,7 @@ import numpy as np
 from adaptive_de.augment import MAX_LEVEL, OPS
 from agents.base import Agent
 from envs.face_parsing import SAMPLING_MODES
+from envs.wrappers import menu_actions
 
 # The prior: a generic face-parsing recipe that knows nothing of the test shift. Moderate geometry
 # (rotation up to 20 deg, 1.26x scale, 10 % shifts), mirrored faces with the left/right swap, mild
@@ -55,6 +59,29 @@ def prior_logits() -> list[np.ndarray]:
 def sample_prior(rng: np.random.Generator) -> np.ndarray:
     """One action (16 levels, then the sampling mode's index) drawn from the prior with ``rng``."""
     return np.array([rng.choice(len(logits), p=np.exp(logits)) for logits in prior_logits()], dtype=np.int64)
+
+
+# ppo_strength acts on one number, RandAugment's insight: a single magnitude for every op. It is an offset added to
+# the prior's centre level of every op but the flip and grayscale (which stay as the prior has them), so every
+# sample informs the one choice instead of a sixteenth of it.
+STRENGTHS = (-2, -1, 0, 1, 2)
+UNSCALED_OPS = ("hflip", "grayscale")
+
+
+def strength_levels(offset: int) -> dict[str, int]:
+    """The prior's centre levels with ``offset`` added to every op but ``UNSCALED_OPS`` (clipped to 0..MAX_LEVEL)."""
+    return {op: level if op in UNSCALED_OPS else int(np.clip(level + offset, 0, MAX_LEVEL))
+            for op, level in PRIOR_LEVELS.items()}
+
+
+STRENGTH_MENU = {f"prior{offset:+d}": (strength_levels(offset), PRIOR_MODE) for offset in STRENGTHS}
+"""``ppo_strength``'s actions (an ``envs.VecMenuWrapper`` menu): name -> (levels, sampling mode), in STRENGTHS order."""
+
+
+def strength_prior_logits() -> list[np.ndarray]:
+    """The strength prior's log-probabilities (one action dimension), peaked at offset 0 like the levels' prior."""
+    logits = -PRIOR_SHARPNESS * np.abs(np.array(STRENGTHS, dtype=float))
+    return [logits - np.logaddexp.reduce(logits)]
 
 
 # best_fixed's candidates (levels in OPS order, then the sampling mode's index): no candidate knows the test shift.
@@ -90,14 +117,26 @@ class SeededAgent(Agent):
 class PriorAgent(SeededAgent):
     """Every member's action drawn from the prior every round; never updated."""
 
+    agent_name = "prior"
+
     def __init__(self, env: Any, *, seed: int = 0):
-        super().__init__(env, name="prior", seed=seed)
+        super().__init__(env, name=self.agent_name, seed=seed)
 
     def sample(self) -> np.ndarray:
         return sample_prior(self.rng)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self._batched(observation, self.sample), None
+
+
+class StrengthPriorAgent(PriorAgent):
+    """``ppo_strength``'s prior, frozen: every member's strength offset drawn from it every round (its control)."""
+
+    agent_name = "prior_strength"
+
+    def sample(self) -> np.ndarray:
+        offset = self.rng.choice(len(STRENGTHS), p=np.exp(strength_prior_logits()[0]))
+        return menu_actions(STRENGTH_MENU)[offset]
 
 
 class MemberAgent(SeededAgent):

@@ -61,8 +61,9 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo",)
-NON_LEARNING = ("prior", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none")
+LEARNERS = ("ppo", "ppo_strength")
+CONTROLS = {"ppo": "prior", "ppo_strength": "prior_strength"}  # each learner's frozen prior: learning vs selection
+NON_LEARNING = ("prior", "prior_strength", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none")
 ORACLE = "oracle"
 ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
 METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
@@ -265,10 +266,12 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
     if present:
         best = max(present, key=lambda m: statistics.fmean(methods[m]["test_mean_f1"]))
         out["best_non_learning"] = best
-        if "ppo" in methods:
-            out["ppo_vs_best_non_learning"] = paired(methods["ppo"]["test_mean_f1"], methods[best]["test_mean_f1"])
-    if "ppo" in methods and "prior" in methods:
-        out["ppo_vs_prior"] = paired(methods["ppo"]["test_mean_f1"], methods["prior"]["test_mean_f1"])
+        for learner in (m for m in LEARNERS if m in methods):
+            out[f"{learner}_vs_best_non_learning"] = paired(methods[learner]["test_mean_f1"],
+                                                           methods[best]["test_mean_f1"])
+    for learner, control in CONTROLS.items():
+        if learner in methods and control in methods:
+            out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     if ORACLE in methods and "best_fixed" in methods:
         out["preflight_oracle_vs_best_fixed"] = paired(methods[ORACLE]["test_mean_f1"],
                                                        methods["best_fixed"]["test_mean_f1"])
@@ -344,9 +347,11 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
             + table(data) + "\n\n"
             f"- Pre-flight, `oracle` vs `best_fixed` (target >= +2): "
             f"{verdict(c.get('preflight_oracle_vs_best_fixed'), 2)}\n"
-            f"- `ppo` vs the best non-learning method `{c.get('best_non_learning')}` (target >= +1, interval above 0): "
-            f"{verdict(c.get('ppo_vs_best_non_learning'), 1)}\n"
-            f"- `ppo` vs its frozen prior `prior` (target >= +1): {verdict(c.get('ppo_vs_prior'), 1)}\n"
+            + "".join(f"- `{learner}` vs the best non-learning method `{c.get('best_non_learning')}` (target >= +1, "
+                      f"interval above 0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}\n"
+                      f"- `{learner}` vs its frozen prior `{control}` (target >= +1): "
+                      f"{verdict(c.get(f'{learner}_vs_{control}'), 1)}\n"
+                      for learner, control in CONTROLS.items() if learner in data["methods"])
             + study_time(data) + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
             "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")

@@ -17,10 +17,11 @@ number of rounds of two-member comparisons a learner needs to tell the two recip
 errors, against the 16 such comparisons that one run of the learning study offers (8 rounds x 2 pairs).
 
 Writes docs/reward_signal.json, docs/reward_signal.png and a RESULTS.md section (``--quick``: the smoke
-preset, one seed, into runs/reward-signal-quick/).
+preset, one seed, into runs/reward-signal-quick/; ``--report`` re-renders the plot and section from the JSON).
 """
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import sys
@@ -130,24 +131,33 @@ def plot(data: dict[str, Any], out: Path) -> None:
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xlabel="round", ylabel="oracle − prior reward (points)", title="Per-round reward signal vs noise")
     ax.legend(fontsize=8)
-    save_figure(fig, out / "reward_signal.png")
+    save_figure(fig, "reward_signal.png", out)
+
+
+def measure(preset: str, env: dict[str, Any], seeds: list[int], *, jobs: int) -> dict[str, Any]:
+    """Every seed's run (``jobs`` at a time) and the analysis, with the machine and sizes they ran at."""
+    runs = map_runs(seed_task, [(preset, env, seed) for seed in seeds], jobs)
+    config = EnvConfig.from_preset(preset, **env)
+    return {"machine": machine_info(), "preset": preset, "seeds": seeds, "members": PAIR * len(RECIPES),
+            "rounds": config.rounds, "steps_per_round": config.steps_per_round, "val_subset": config.val_subset,
+            "recipes": {name: action(levels) for name, levels in RECIPES.items()}, "runs": runs,
+            "analysis": analyse([run["rewards"] for run in runs])}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = study_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--report", action="store_true",
+                        help="only re-render the plot and RESULTS section from docs/reward_signal.json")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
-    preset, env, seeds = ("smoke", {}, [0]) if args.quick else ("cpu", dict(SIZES), args.seeds)
     out = Path("runs/reward-signal-quick") if args.quick else DOCS
-    out.mkdir(parents=True, exist_ok=True)
-    runs = map_runs(seed_task, [(preset, env, seed) for seed in seeds], args.jobs)
-    config = EnvConfig.from_preset(preset, **env)
-    data = {"machine": machine_info(), "preset": preset, "seeds": seeds, "members": PAIR * len(RECIPES),
-            "rounds": config.rounds, "steps_per_round": config.steps_per_round, "val_subset": config.val_subset,
-            "recipes": {name: action(levels) for name, levels in RECIPES.items()}, "runs": runs,
-            "analysis": analyse([run["rewards"] for run in runs])}
-    write_json("reward_signal.json", data, folder=out)
+    if args.report:
+        data = json.loads((out / "reward_signal.json").read_text())
+    else:
+        data = measure(*(("smoke", {}, [0]) if args.quick else ("cpu", dict(SIZES), args.seeds)), jobs=args.jobs)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json("reward_signal.json", data, folder=out)
     plot(data, out)
     print(report(data))
     if out == DOCS:

@@ -1,14 +1,24 @@
 """Agents: the registry, the prior, PBT and grid controllers, SB3 learners learning in a population run."""
 import pickle
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
 from agents import AGENTS, agent_class, make_agent, run_population
-from agents.population import GRID, PRIOR_LEVELS, prior_logits
+from agents.population import (
+    GRID,
+    PRIOR_LEVELS,
+    STRENGTH_MENU,
+    STRENGTHS,
+    UNSCALED_OPS,
+    prior_logits,
+    strength_prior_logits,
+)
 from envs import PopulationEnv
 
 FIXED = ",".join(["2"] * 5 + ["4"] + ["0"] * 10) + ",class_balanced"
@@ -97,7 +107,7 @@ def test_ppo_starts_at_the_prior_and_moves_from_it_within_one_run(env):
     assert kl > 1e-4 and entropy > 0  # the updates moved the policy, and it still explores
 
 
-@pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
+@pytest.mark.parametrize("name", ["ppo", "ppo_strength", "a2c", "dqn"])
 def test_learner_learns_in_a_run_saves_and_loads(env, tmp_path, name):
     agent = make_agent(name, env, seed=0)
     rounds = []
@@ -126,3 +136,67 @@ def test_learner_refuses_foreign_files(env, tmp_path):
         agent.load(tmp_path / "a2c.pt")
     with pytest.raises(UserError, match="unknown ppo option"):
         make_agent("ppo", env, n_stepz=4)
+
+
+def test_strength_menu_shifts_every_scaled_op_from_the_prior():
+    assert STRENGTH_MENU["prior+0"] == (PRIOR_LEVELS, "uniform")
+    for offset in STRENGTHS:
+        levels, mode = STRENGTH_MENU[f"prior{offset:+d}"]
+        assert mode == "uniform" and set(levels) == set(OPS)
+        for op in OPS:
+            expected = PRIOR_LEVELS[op] if op in UNSCALED_OPS else min(max(PRIOR_LEVELS[op] + offset, 0), 4)
+            assert levels[op] == expected, (offset, op)
+
+
+def offsets_of(actions: np.ndarray) -> np.ndarray:
+    """The strength offset of each action (a row of the menu's MultiDiscrete actions)."""
+    menu = [np.array([levels[op] for op in OPS]) for levels, _ in STRENGTH_MENU.values()]
+    return np.array([STRENGTHS[next(i for i, m in enumerate(menu) if np.array_equal(m, a[:len(OPS)]))]
+                     for a in actions])
+
+
+def test_prior_strength_samples_its_prior_and_ppo_strength_starts_there(env):
+    probabilities = np.exp(strength_prior_logits()[0])
+    assert probabilities.sum() == pytest.approx(1.0) and STRENGTHS[int(np.argmax(probabilities))] == 0
+    prior = make_agent("prior_strength", env, seed=0)
+    draws = offsets_of(np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)]))
+    counts = np.array([(draws == k).mean() for k in STRENGTHS])
+    np.testing.assert_allclose(counts, probabilities, atol=0.03)  # ~4 sigma at n = 4500
+    ppo = make_agent("ppo_strength", env, seed=0)
+    obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
+    dist = ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution
+    np.testing.assert_allclose(dist.probs.detach().numpy(), probabilities[None].repeat(5, 0), atol=1e-6)
+    assert ppo.kl_from_prior(obs)[0] == pytest.approx(0.0, abs=1e-6)
+
+
+class RotationBandit(gym.Env):
+    """A one-round-per-step stand-in for a population member: the reward is the rotation level minus 2, so a
+    stronger recipe earns more (no training, no noise)."""
+
+    rounds = 8
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(4,), dtype=np.float32)
+        self.action_space = gym.spaces.MultiDiscrete([5] * len(OPS) + [4])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.full(4, 0.5, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.full(4, 0.5, dtype=np.float32), float(action[OPS.index("rotate")] - 2), False, False, {}
+
+
+def test_ppo_strength_moves_towards_the_rewarded_strength():
+    venv = DummyVecEnv([RotationBandit] * 4)
+    ppo = make_agent("ppo_strength", venv, seed=0)
+    obs = np.full((1, 4), 0.5, dtype=np.float32)
+
+    def strong() -> float:  # probability of a stronger recipe than the prior's
+        probs = ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution.probs[0].detach().numpy()
+        return float(probs[np.array(STRENGTHS) > 0].sum())
+
+    before = strong()
+    ppo.learn(RotationBandit.rounds * venv.num_envs)
+    after = strong()
+    assert before == pytest.approx(np.exp(strength_prior_logits()[0])[3:].sum(), abs=1e-6) and after > before + 0.2

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from adaptive_de.errors import UserError
-from benchmarks import gpu_report, learning, reward_signal, rewards_study, runs, train_speed
+from benchmarks import default_run, gpu_report, learning, reward_signal, rewards_study, runs, train_speed
 
 
 def scores(*values):
@@ -63,6 +63,16 @@ def test_reward_signal_separates_the_recipes_gap_from_the_noise_within_a_pair():
     assert a["comparisons_needed"] == pytest.approx(9.0)  # (2 * sqrt(2) * sigma / signal) ** 2
     assert a["comparisons_per_run"] == 16
     assert reward_signal.analyse([seed(-1.0, 3.0)])["comparisons_needed"] is None  # no gain: never told apart
+
+
+def test_default_run_report_meets_the_target_only_within_15_minutes():
+    data = {"machine": {"cpu": "CPU X", "cores": 2, "load_average_1min": 0.1}, "command": "run --agent ppo",
+            "target_minutes": 15, "wall_seconds": 14.5 * 60,
+            "methods": {"ppo": {"test_mean_f1": 0.3141, "compute_inner_steps": 480, "wall_seconds": 180.2}}}
+    text = default_run.report(data)
+    assert "Wall time **14.5 min** (target <= 15 min): **met**" in text and "| ppo | 31.41 | 480 | 180 |" in text
+    data["wall_seconds"] = 15.2 * 60
+    assert "**15.2 min** (target <= 15 min): **NOT met**" in default_run.report(data)
 
 
 def test_report_says_met_only_when_the_interval_is_above_zero():
