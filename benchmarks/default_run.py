@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from adaptive_de import run
 from adaptive_de.errors import run_cli
@@ -33,17 +34,11 @@ def timed_default_run() -> dict[str, Any]:
     """Run ``run.main(["--agent", "ppo"])`` in a temporary run folder and cache; its wall time and results."""
     machine = machine_info()
     with tempfile.TemporaryDirectory() as tmp:
-        previous = os.environ.get("ADAPTIVE_DE_CACHE")
-        os.environ["ADAPTIVE_DE_CACHE"] = str(Path(tmp) / "cache")  # nothing rendered or trained before
-        try:
+        # an empty cache: nothing rendered or trained before
+        with mock.patch.dict(os.environ, {"ADAPTIVE_DE_CACHE": str(Path(tmp) / "cache")}):
             start = time.perf_counter()
             code = run.main(["--agent", "ppo", "--logdir", str(Path(tmp) / "runs"), "--name", "default"])
             seconds = time.perf_counter() - start
-        finally:
-            if previous is None:
-                os.environ.pop("ADAPTIVE_DE_CACHE")
-            else:
-                os.environ["ADAPTIVE_DE_CACHE"] = previous
         if code:
             raise RuntimeError(f"the default run failed with exit code {code}")
         results = json.loads((Path(tmp) / "runs" / "default" / "results.json").read_text())

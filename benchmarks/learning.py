@@ -365,9 +365,8 @@ def study_time(data: dict[str, Any]) -> str:
     met = "met" if wall <= STUDY_MINUTES else "NOT met"
     merged = sum(len(added) for added in data.get("merged_from", {}).values())
     return (f"- Study time (target <= {STUDY_MINUTES} min for 3 seeds): its {len(data['methods']) - merged} methods' "
-            f"runs took "
-            f"{data['run_seconds'] / 60:.0f} worker-minutes on {data['jobs']} workers, about {wall:.0f} min of wall "
-            f"time, without the warm-ups and the side studies' own runs: **{met}**\n")
+            f"runs took {data['run_seconds'] / 60:.0f} worker-minutes on {data['jobs']} workers, about {wall:.0f} min "
+            f"of wall time, without the warm-ups and the side studies' own runs: **{met}**\n")
 
 
 def merge_note(data: dict[str, Any]) -> str:

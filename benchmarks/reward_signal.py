@@ -34,7 +34,6 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adaptive_de.augment import OPS  # noqa: E402
 from adaptive_de.errors import run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents.population import PRIOR_LEVELS, PRIOR_MODE  # noqa: E402
@@ -42,15 +41,15 @@ from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
     DOCS,
-    T975,
     apply_threads,
     map_runs,
+    mean_ci95,
     save_figure,
     study_parser,
     update_results_section,
     write_json,
 )
-from envs.face_parsing import SAMPLING_MODES  # noqa: E402
+from envs.wrappers import menu_actions  # noqa: E402
 
 SIZES = {"rounds": 8, "steps_per_round": 36}  # the learning study's (docs/learning.json "env")
 SECTION = "Reward signal vs noise in a population run (issue 12)"
@@ -58,9 +57,10 @@ RECIPES = {"prior": PRIOR_LEVELS, "oracle": MATCHED_LEVELS}
 PAIR = 2  # members per recipe
 
 
-def action(levels: dict[str, int]) -> list[int]:
-    """A member's action: the 16 levels in OPS order, then the prior's sampling mode."""
-    return [levels.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index(PRIOR_MODE)]
+def recipe_actions() -> dict[str, np.ndarray]:
+    """Each recipe's member action: its levels in OPS order, then the prior's sampling mode."""
+    return dict(zip(RECIPES, menu_actions({name: (levels, PRIOR_MODE) for name, levels in RECIPES.items()}),
+                    strict=True))
 
 
 def seed_task(preset: str, env: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def seed_task(preset: str, env: dict[str, Any], seed: int) -> dict[str, Any]:
     rounds = EnvConfig.from_preset(preset, **env).rounds
     population = PopulationEnv(preset, **{**env, "members": PAIR * len(RECIPES), "exploit_every": rounds,
                                           "seed": seed})
-    actions = np.array([action(levels) for levels in RECIPES.values() for _ in range(PAIR)])
+    actions = np.repeat(np.stack(list(recipe_actions().values())), PAIR, axis=0)
     population.reset()
     rewards = []
     for _ in range(population.rounds):
@@ -87,13 +87,11 @@ def analyse(rewards_by_seed: list[list[list[float]]]) -> dict[str, Any]:
     within = [r[k] - r[k + 1] for rounds in rewards_by_seed for r in rounds for k in range(0, len(r), PAIR)]
     sigma = math.sqrt(statistics.fmean(d * d for d in within) / 2)  # the pair's members share their mean
     per_seed = [statistics.fmean(s) for s in signal]
-    mean = statistics.fmean(per_seed)
-    half = (T975.get(len(per_seed) - 1, 1.96) * statistics.stdev(per_seed) / math.sqrt(len(per_seed))
-            if len(per_seed) > 1 else None)
+    mean, ci95 = mean_ci95(per_seed)
     # One comparison: one member of each recipe, whose reward difference has std sqrt(2) sigma.
     needed = None if mean <= 0 else (2 * math.sqrt(2) * sigma / mean) ** 2  # None: no positive signal
     return {"signal_per_round": signal, "signal_per_seed": per_seed, "signal_mean": mean,
-            "signal_ci95": None if half is None else [mean - half, mean + half], "sigma": sigma,
+            "signal_ci95": ci95, "sigma": sigma,
             "comparisons_needed": needed, "comparisons_per_run": len(signal[0]) * PAIR}
 
 
@@ -107,8 +105,8 @@ def report(data: dict[str, Any]) -> str:
                   "one-against-one comparisons")
     return (f"Written by `python -m benchmarks.reward_signal` (docs/reward_signal.json) on {m['cpu']}, {m['cores']} "
             f"cores: seeds {data['seeds']}, preset `{data['preset']}`, a population of {data['members']} members x "
-            f"{data['rounds']} rounds x {data['steps_per_round']} steps from the seed's CE warm-up (the learning "
-            "study's sizes), exploits off; members 0-1 train the agent's prior recipe, members 2-3 the `oracle` "
+            f"{data['rounds']} rounds x {data['steps_per_round']} steps from the seed's CE warm-up, "
+            "exploits off; members 0-1 train the agent's prior recipe, members 2-3 the `oracle` "
             "recipe, on the same batches. Rewards are the env's: each member's gain of the reward on the "
             f"{data['val_subset']}-image reward subset over the round, minus the population's mean gain, in points.\n\n"
             f"- Signal, oracle pair minus prior pair per round: **{a['signal_mean']:+.2f} points**{interval}; "
@@ -140,7 +138,7 @@ def measure(preset: str, env: dict[str, Any], seeds: list[int], *, jobs: int) ->
     config = EnvConfig.from_preset(preset, **env)
     return {"machine": machine_info(), "preset": preset, "seeds": seeds, "members": PAIR * len(RECIPES),
             "rounds": config.rounds, "steps_per_round": config.steps_per_round, "val_subset": config.val_subset,
-            "recipes": {name: action(levels) for name, levels in RECIPES.items()}, "runs": runs,
+            "recipes": {name: a.tolist() for name, a in recipe_actions().items()}, "runs": runs,
             "analysis": analyse([run["rewards"] for run in runs])}
 
 

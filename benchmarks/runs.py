@@ -87,15 +87,21 @@ def scored_run(config: TrainConfig, data: dict[str, FaceParsingSet], policy=None
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
+def mean_ci95(values: list[float]) -> tuple[float, list[float] | None]:
+    """The mean of per-seed ``values`` and its 95% t-interval (``None`` from one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    half = T975.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, [mean - half, mean + half]
+
+
 def paired(a: list[float], b: list[float]) -> dict[str, Any]:
     """Per-seed gaps a - b in points, their mean and the 95% t-interval of the mean (paired by seed; ``None``
     from one seed)."""
     gaps = [100 * (x - y) for x, y in zip(a, b, strict=True)]
-    mean = statistics.fmean(gaps)
-    if len(gaps) < 2:
-        return {"gaps": gaps, "mean": mean, "ci95": None}
-    half = T975.get(len(gaps) - 1, 1.96) * statistics.stdev(gaps) / math.sqrt(len(gaps))
-    return {"gaps": gaps, "mean": mean, "ci95": [mean - half, mean + half]}
+    mean, ci95 = mean_ci95(gaps)
+    return {"gaps": gaps, "mean": mean, "ci95": ci95}
 
 
 def fmt_gap(gap: dict[str, Any]) -> str:
