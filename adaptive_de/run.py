@@ -76,8 +76,8 @@ ENV_FLAGS = ("data", "inner_loss", "device", "seed")
 
 def build_parser() -> CliParser:
     p = CliParser(prog="python -m adaptive_de.run", description=__doc__.splitlines()[0])
-    p.add_argument("--agent", help="ppo (default), a2c, dqn, prior, pbt, best_fixed, random, none, randaugment, "
-                                   "trivialaugment, fixed:L1,...,L16[,MODE]")
+    p.add_argument("--agent", help="ppo (default), prior, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, random, "
+                                   "none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]")
     p.add_argument("--preset", help=f"size preset: {', '.join(PRESETS)} (default cpu)")
     p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR "
                    "| folder:DIR[,k=v,...] (default: the preset's)")

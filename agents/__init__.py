@@ -6,11 +6,11 @@
 =================  =====================================================================
 name               agent
 =================  =====================================================================
-ppo, a2c, dqn      SB3 learners that learn during the population run (ppo, a2c start at the prior;
-                   dqn acts on ``envs.MENU``)
-prior              the prior PPO starts from, frozen (``agents.population``)
-ppo_strength       PPO over one magnitude for every op (an offset from the prior's levels), from its prior
-prior_strength     that strength prior, frozen (ppo_strength's control)
+ppo                PPO over one magnitude for every op (an offset from the prior's levels), from its prior
+prior              that prior, frozen (ppo's control: exploit only)
+ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
+prior_levels       that per-op prior, frozen (ppo_levels's control)
+dqn                DQN over the menu of ``envs.MENU``
 pbt                PBT over the levels, no learning (PBA's exploit and explore)
 best_fixed         a grid of constant candidates, one per member, with exploit
 random             a uniformly random action every round
@@ -27,16 +27,16 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
-from agents.population import GridAgent, PBTAgent, PriorAgent, StrengthPriorAgent, run_population
-from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOStrengthAgent, SB3Agent
+from agents.population import GridAgent, LevelsPriorAgent, PBTAgent, PriorAgent, run_population
+from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOLevelsAgent, SB3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
+    "prior": PriorAgent,
+    "ppo_levels": PPOLevelsAgent,
+    "prior_levels": LevelsPriorAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
-    "prior": PriorAgent,
-    "ppo_strength": PPOStrengthAgent,
-    "prior_strength": StrengthPriorAgent,
     "pbt": PBTAgent,
     "best_fixed": GridAgent,
     "random": RandomAgent,
@@ -45,7 +45,7 @@ AGENTS: dict[str, type[Agent]] = {
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-AGENT_FORMS = ("ppo, a2c, dqn, prior, ppo_strength, prior_strength, pbt, best_fixed, random, none, randaugment, "
+AGENT_FORMS = ("ppo, prior, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, random, none, randaugment, "
                "trivialaugment, fixed:L1,...,L16[,MODE]")
 
 
@@ -65,7 +65,7 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
     return cls(env, seed=seed, **options)
 
 
-__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "GridAgent", "NoneAgent",
-           "PBTAgent", "PPOAgent", "PPOStrengthAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent", "SB3Agent",
-           "StrengthPriorAgent", "TrivialAugmentAgent",
+__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "GridAgent", "LevelsPriorAgent",
+           "NoneAgent", "PBTAgent", "PPOAgent", "PPOLevelsAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent",
+           "SB3Agent", "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

@@ -6,12 +6,13 @@ schedule, the same selection split) and differs only in how it acts:
 ==============  ===================================================================================
 method          actions
 ==============  ===================================================================================
-ppo             learned during the run, starting from ``PRIOR`` (``agents.sb3.PPOAgent``)
-prior           drawn from ``PRIOR`` every round, never updated (what PPO starts from: exploit only)
-ppo_strength    learned during the run over one magnitude (``STRENGTH_MENU``: an offset of every op's
-                level from the prior's centre), starting from its prior (``strength_prior_logits``)
-prior_strength  that strength prior, frozen (what ppo_strength starts from: exploit only)
-pbt             PBT over the levels (PBA-style): members start from prior draws; a member that was
+ppo             learned during the run over one magnitude (``STRENGTH_MENU``: an offset of every op's
+                level from the prior's centre), starting from its prior (``agents.sb3.PPOAgent``)
+prior           drawn from ``ppo``'s prior every round, never updated (what PPO starts from: exploit only)
+ppo_levels      learned during the run over every op's level and the sampling mode, starting from
+                ``prior_logits`` (``agents.sb3.PPOLevelsAgent``: a sixteenth of the signal per choice)
+prior_levels    that per-op prior, frozen (what ppo_levels starts from: exploit only)
+pbt             PBT over the levels (PBA-style): members start from per-op prior draws; a member that was
                 exploited copies its donor's levels and sampling mode, then explores (each op
                 resampled with p = 0.2, else shifted by -1, 0 or +1)
 best_fixed      a grid of constant candidates, one per member (``GRID``); an exploited member copies
@@ -61,7 +62,7 @@ def sample_prior(rng: np.random.Generator) -> np.ndarray:
     return np.array([rng.choice(len(logits), p=np.exp(logits)) for logits in prior_logits()], dtype=np.int64)
 
 
-# ppo_strength acts on one number, RandAugment's insight: a single magnitude for every op. It is an offset added to
+# ppo acts on one number, RandAugment's insight: a single magnitude for every op. It is an offset added to
 # the prior's centre level of every op but the flip and grayscale (which stay as the prior has them), so every
 # sample informs the one choice instead of a sixteenth of it.
 STRENGTHS = (-2, -1, 0, 1, 2)
@@ -75,7 +76,7 @@ def strength_levels(offset: int) -> dict[str, int]:
 
 
 STRENGTH_MENU = {f"prior{offset:+d}": (strength_levels(offset), PRIOR_MODE) for offset in STRENGTHS}
-"""``ppo_strength``'s actions (an ``envs.VecMenuWrapper`` menu): name -> (levels, sampling mode), in STRENGTHS order."""
+"""``ppo``'s actions (an ``envs.VecMenuWrapper`` menu): name -> (levels, sampling mode), in STRENGTHS order."""
 
 
 def strength_prior_logits() -> list[np.ndarray]:
@@ -115,7 +116,7 @@ class SeededAgent(Agent):
 
 
 class PriorAgent(SeededAgent):
-    """Every member's action drawn from the prior every round; never updated."""
+    """``ppo``'s prior, frozen: every member's strength offset drawn from it every round (``ppo``'s control)."""
 
     agent_name = "prior"
 
@@ -123,20 +124,21 @@ class PriorAgent(SeededAgent):
         super().__init__(env, name=self.agent_name, seed=seed)
 
     def sample(self) -> np.ndarray:
-        return sample_prior(self.rng)
+        offset = self.rng.choice(len(STRENGTHS), p=np.exp(strength_prior_logits()[0]))
+        return menu_actions(STRENGTH_MENU)[offset]
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self._batched(observation, self.sample), None
 
 
-class StrengthPriorAgent(PriorAgent):
-    """``ppo_strength``'s prior, frozen: every member's strength offset drawn from it every round (its control)."""
+class LevelsPriorAgent(PriorAgent):
+    """The per-op prior, frozen: every member's levels and mode drawn from ``prior_logits`` every round
+    (``ppo_levels``'s control)."""
 
-    agent_name = "prior_strength"
+    agent_name = "prior_levels"
 
     def sample(self) -> np.ndarray:
-        offset = self.rng.choice(len(STRENGTHS), p=np.exp(strength_prior_logits()[0]))
-        return menu_actions(STRENGTH_MENU)[offset]
+        return sample_prior(self.rng)
 
 
 class MemberAgent(SeededAgent):
@@ -180,7 +182,7 @@ class PBTAgent(MemberAgent):
     resample_p = 0.2
 
     def __init__(self, env: Any, *, seed: int = 0):
-        self.prior = PriorAgent(env, seed=seed)
+        self.prior = LevelsPriorAgent(env, seed=seed)
         super().__init__(env, name="pbt", seed=seed)
 
     def initial(self, member: int) -> np.ndarray:

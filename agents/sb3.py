@@ -5,11 +5,13 @@ a few dozen expensive samples whose rewards are already centred within each roun
 so the learners see raw observations and rewards (no running normaliser: fitted on a few dozen
 near-constant samples it would divide by ~1e-3 and feed evaluation noise to the network).
 
-PPO and A2C act with a *linear* policy whose logits start at the prior of ``agents.population``
-(``PRIOR_LEVELS``: weights zero, biases the prior's log-probabilities), so the first round samples
-the prior exactly and each update moves the policy from there; ``gamma = 0``: a round's reward
-belongs to that round's action (the population's group-relative reward is already a per-round
-advantage). DQN chooses from the menu of ``envs.MENU`` through ``envs.VecMenuWrapper``.
+PPO and A2C act with a *linear* policy whose logits start at a prior of ``agents.population``
+(weights zero, biases the prior's log-probabilities), so the first round samples the prior exactly
+and each update moves the policy from there; ``gamma = 0``: a round's reward belongs to that round's
+action (the population's group-relative reward is already a per-round advantage). ``ppo`` chooses one
+magnitude (``STRENGTH_MENU`` through ``envs.VecMenuWrapper``, prior ``strength_prior_logits``);
+``ppo_levels`` and ``a2c`` choose every op's level and the sampling mode (prior ``prior_logits``). DQN
+chooses from the menu of ``envs.MENU``.
 
 State files hold tensors and plain data only (``torch.load(weights_only=True)``): the networks and
 optimisers (``get_parameters``), the counters SB3 continues from, and for DQN the replay buffer.
@@ -134,25 +136,12 @@ class SB3Agent(Agent):
 
 
 class PPOAgent(SB3Agent):
-    """PPO from the prior: one update every third of the run (rollouts of ``rounds / 3`` rounds x all members,
-    one minibatch), 10 epochs at a learning rate that lets the logits move within one run, a wide clip
-    range (the ratio is the product over 17 action dimensions, so a narrow clip would freeze each one)."""
+    """PPO over one magnitude for every op (``agents.population.STRENGTH_MENU``: an offset of the prior's levels),
+    from its prior at offset 0: one update every third of the run (rollouts of ``rounds / 3`` rounds x all members,
+    one minibatch), 10 epochs at a learning rate that lets the logits move within one run."""
 
     algorithm = PPO
     agent_name = "ppo"
-
-    @staticmethod
-    def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
-        n_steps = max(1, episode_length // 3)
-        return {"n_steps": n_steps, "batch_size": n_steps * n_envs, "n_epochs": 10, "learning_rate": 0.03,
-                "gamma": 0.0, "gae_lambda": 1.0, "clip_range": 0.5, "ent_coef": 0.0, "normalize_advantage": False,
-                "policy_kwargs": LINEAR}
-
-
-class PPOStrengthAgent(PPOAgent):
-    """PPO over one magnitude for every op (``agents.population.STRENGTH_MENU``), from its prior at offset 0."""
-
-    agent_name = "ppo_strength"
     prior = staticmethod(strength_prior_logits)
 
     @staticmethod
@@ -160,11 +149,30 @@ class PPOStrengthAgent(PPOAgent):
         # An entropy bonus keeps the one choice from locking onto whatever the first small batch favoured: on a
         # bandit whose reward grows with the strength, without it 3 of 12 seeds end on a weaker recipe than the
         # prior's after one run's 32 samples; with it none does, and under pure noise the policy widens instead.
-        return {**PPOAgent.defaults(episode_length, n_envs), "ent_coef": 0.3}
+        n_steps = max(1, episode_length // 3)
+        return {"n_steps": n_steps, "batch_size": n_steps * n_envs, "n_epochs": 10, "learning_rate": 0.03,
+                "gamma": 0.0, "gae_lambda": 1.0, "clip_range": 0.5, "ent_coef": 0.3, "normalize_advantage": False,
+                "policy_kwargs": LINEAR}
 
     def wrap(self, env: VecEnv) -> VecEnv:
         from envs import VecMenuWrapper
         return VecMenuWrapper(env, STRENGTH_MENU)
+
+
+class PPOLevelsAgent(PPOAgent):
+    """PPO over every op's level and the sampling mode (17 action dimensions), from the per-op prior
+    (``prior_logits``); the same updates as ``ppo`` without the entropy bonus. The wide clip range (0.5) matters
+    here: the ratio is a product over 17 dimensions, so a narrow clip would freeze each one."""
+
+    agent_name = "ppo_levels"
+    prior = staticmethod(prior_logits)
+
+    @staticmethod
+    def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
+        return {**PPOAgent.defaults(episode_length, n_envs), "ent_coef": 0.0}
+
+    def wrap(self, env: VecEnv) -> VecEnv:
+        return env
 
 
 class A2CAgent(SB3Agent):

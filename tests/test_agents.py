@@ -30,12 +30,12 @@ def env():
 
 
 def test_registry_and_specs():
-    assert {"ppo", "a2c", "dqn", "prior", "pbt", "best_fixed", "random", "none", "randaugment",
-            "trivialaugment", "fixed"} <= set(AGENTS)
+    assert {"ppo", "prior", "ppo_levels", "prior_levels", "a2c", "dqn", "pbt", "best_fixed", "random", "none",
+            "randaugment", "trivialaugment", "fixed"} <= set(AGENTS)
     assert agent_class("ppo")[0].learns and not agent_class("prior")[0].learns
     assert agent_class(f"fixed:{FIXED}") == (AGENTS["fixed"], FIXED)
     for bad in ("sac", "fixed", "ppo:3"):
-        with pytest.raises(UserError, match="choose one of: ppo, a2c, dqn"):
+        with pytest.raises(UserError, match="choose one of: ppo, prior, ppo_levels"):
             agent_class(bad)
 
 
@@ -56,8 +56,8 @@ def test_malformed_fixed_agent_is_a_user_error(env, spec):
         make_agent(spec, env)
 
 
-def test_prior_samples_follow_the_prior(env):
-    prior = make_agent("prior", env, seed=0)
+def test_levels_prior_samples_follow_the_per_op_prior(env):
+    prior = make_agent("prior_levels", env, seed=0)
     draws = np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)])  # 4500 actions
     probabilities = [np.exp(logits) for logits in prior_logits()]
     assert all(abs(p.sum() - 1) < 1e-9 for p in probabilities)
@@ -94,8 +94,8 @@ def test_controller_state_round_trips(env, tmp_path):
     assert np.array_equal(pbt.actions, restored.actions)  # the explore generator continues identically
 
 
-def test_ppo_starts_at_the_prior_and_moves_from_it_within_one_run(env):
-    ppo = make_agent("ppo", env, seed=0)
+def test_ppo_levels_starts_at_the_per_op_prior_and_moves_from_it_within_one_run(env):
+    ppo = make_agent("ppo_levels", env, seed=0)
     obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
     dists = ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution
     for dist, logits in zip(dists, prior_logits(), strict=True):
@@ -107,7 +107,7 @@ def test_ppo_starts_at_the_prior_and_moves_from_it_within_one_run(env):
     assert kl > 1e-4 and entropy > 0  # the updates moved the policy, and it still explores
 
 
-@pytest.mark.parametrize("name", ["ppo", "ppo_strength", "a2c", "dqn"])
+@pytest.mark.parametrize("name", ["ppo", "ppo_levels", "a2c", "dqn"])
 def test_learner_learns_in_a_run_saves_and_loads(env, tmp_path, name):
     agent = make_agent(name, env, seed=0)
     rounds = []
@@ -155,14 +155,14 @@ def offsets_of(actions: np.ndarray) -> np.ndarray:
                      for a in actions])
 
 
-def test_prior_strength_samples_its_prior_and_ppo_strength_starts_there(env):
+def test_prior_samples_its_strength_prior_and_ppo_starts_there(env):
     probabilities = np.exp(strength_prior_logits()[0])
     assert probabilities.sum() == pytest.approx(1.0) and STRENGTHS[int(np.argmax(probabilities))] == 0
-    prior = make_agent("prior_strength", env, seed=0)
+    prior = make_agent("prior", env, seed=0)
     draws = offsets_of(np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)]))
     counts = np.array([(draws == k).mean() for k in STRENGTHS])
     np.testing.assert_allclose(counts, probabilities, atol=0.03)  # ~4 sigma at n = 4500
-    ppo = make_agent("ppo_strength", env, seed=0)
+    ppo = make_agent("ppo", env, seed=0)
     obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
     dist = ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution
     np.testing.assert_allclose(dist.probs.detach().numpy(), probabilities[None].repeat(5, 0), atol=1e-6)
@@ -187,9 +187,9 @@ class RotationBandit(gym.Env):
         return np.full(4, 0.5, dtype=np.float32), float(action[OPS.index("rotate")] - 2), False, False, {}
 
 
-def test_ppo_strength_moves_towards_the_rewarded_strength():
+def test_ppo_moves_towards_the_rewarded_strength():
     venv = DummyVecEnv([RotationBandit] * 4)
-    ppo = make_agent("ppo_strength", venv, seed=0)
+    ppo = make_agent("ppo", venv, seed=0)
     obs = np.full((1, 4), 0.5, dtype=np.float32)
 
     def strong() -> float:  # probability of a stronger recipe than the prior's

@@ -142,7 +142,7 @@ def _scalars(folder: Path, tag: str):
 
 
 BAD_INPUTS = [
-    (["--agent", "sac"], "unknown agent 'sac'; choose one of: ppo, a2c, dqn"),
+    (["--agent", "sac"], "unknown agent 'sac'; choose one of: ppo, prior, ppo_levels"),
     (["--preset", "huge"], "unknown preset 'huge'; choose one of: cpu, gpu, paper, smoke"),
     (["--reward", "nope"], "unknown reward 'nope'; choose one of:"),
     (["--reward-kw", "w"], "malformed key=value 'w'"),

@@ -90,12 +90,14 @@ def test_report_says_met_only_when_the_interval_is_above_zero():
     data["comparisons"] = learning.comparisons(methods)
     assert learning.report(data).count(": met") == 2
     assert "Study time" not in learning.report(data)  # a study that did not record its workers
-    data.update(jobs=2, run_seconds=246 * 60)  # 123 min on 2 workers: over the 100-min target
+    data.update(jobs=2, run_seconds=246 * 60, resumed=True)  # 123 min on 2 workers: over the 100-min target
     assert "246 worker-minutes on 2 workers, about 123 min of wall time" in learning.report(data)
     assert learning.report(data).count("NOT met") == 1
     data["run_seconds"] = 180 * 60
     assert "about 90 min of wall time, without the warm-ups and the side studies' own runs: **met**" in \
         learning.report(data)
+    data.update(resumed=False, wall_seconds=101 * 60)  # a study run from scratch: its own wall time counts
+    assert "3 seeds, warm-ups included, took **101 min** on 2 workers (measured): **NOT met**" in learning.report(data)
 
 
 def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monkeypatch):
