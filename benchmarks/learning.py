@@ -20,8 +20,9 @@ gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,l
 ``--tag T`` a side study's ``OUT/learning_T.json``; with ``--out docs`` also the RESULTS.md section.
 ``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
-re-renders the plots and the section from ``OUT/learning.json``; ``--thread-check`` reruns one
-method at 2 torch threads (the study runs 1 per worker) into ``OUT/learning_noise.json``.
+re-renders the plots and the section from ``OUT/learning.json`` (with ``--tag T``, a side study's table
+and section); ``--thread-check`` reruns one method at 2 torch threads (the study runs 1 per worker) into
+``OUT/learning_noise.json``.
 """
 from __future__ import annotations
 
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="add the methods of side studies (OUT/learning_T.json) with the same preset, env and "
                              "seeds, if every method both ran scored the same bit for bit")
     parser.add_argument("--report", action="store_true",
-                        help="only re-render the plots and RESULTS section from OUT/learning.json (no training)")
+                        help="only re-render the plots and RESULTS section from OUT/learning.json, or with --tag "
+                             "a side study's section from OUT/learning_TAG.json (no training)")
     parser.add_argument("--thread-check", action="store_true",
                         help="only rerun `prior` on the study's first seed with 2 torch threads and compare it with "
                              "the study's single-thread figure: OUT/learning_noise.json")
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     preset, seeds = ("smoke", [0]) if args.quick else (args.preset, args.seeds)
     out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
     if args.report or args.thread_check:
-        return rerender(out) if args.report else thread_check(out)
+        return publish(read_study(out, args.tag), out, args.tag) if args.report else thread_check(out)
     env = parse_kv(args.env)
     config = EnvConfig.from_preset(preset, **env)
     from envs.population import check_population
@@ -186,14 +188,19 @@ def main(argv: list[str] | None = None) -> None:
             "resumed": args.resume, "jobs": args.jobs,
             "run_seconds": round(sum(r["row"]["wall_seconds"] for r in results)),
             "methods": methods, "comparisons": comparisons(methods), "schedules": schedules}
-    write_json(f"learning_{args.tag}.json" if args.tag else "learning.json", data, folder=out)
-    if not args.tag:
+    write_json(study_file(args.tag), data, folder=out)
+    publish(data, out, args.tag)
+
+
+def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
+    """The table on stdout; the main study's plots; in docs/, the study's RESULTS.md section."""
+    if not tag:
         plot_methods(data, out)
-        plot_levels(schedules.get("ppo"), out)
+        plot_levels(data["schedules"].get("ppo"), out)
     print(table(data))
     if out == DOCS:
-        if args.tag:
-            update_results_section(f"Learning study, side run `{args.tag}`", side_report(data, args.tag))
+        if tag:
+            update_results_section(f"Learning study, side run `{tag}`", side_report(data, tag))
         else:
             update_results_section(SECTION, report(data, read_noise(out)))
 
@@ -226,8 +233,13 @@ def merge_side_study(methods: dict[str, Any], schedules: dict[str, list], path: 
     return added
 
 
-def read_study(out: Path) -> dict[str, Any]:
-    path = out / "learning.json"
+def study_file(tag: str | None) -> str:
+    """The study's JSON file name: ``learning.json``, or a side study's ``learning_TAG.json``."""
+    return f"learning_{tag}.json" if tag else "learning.json"
+
+
+def read_study(out: Path, tag: str | None = None) -> dict[str, Any]:
+    path = out / study_file(tag)
     if not path.exists():
         raise UserError(f"{path} does not exist: run the study first")
     return json.loads(path.read_text())
@@ -238,13 +250,6 @@ def read_noise(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def rerender(out: Path) -> None:
-    data = read_study(out)
-    plot_methods(data, out)
-    plot_levels(data["schedules"].get("ppo"), out)
-    print(table(data))
-    if out == DOCS:
-        update_results_section(SECTION, report(data, read_noise(out)))
 
 
 def thread_check(out: Path) -> None:
@@ -289,11 +294,16 @@ def side_report(data: dict[str, Any], tag: str) -> str:
     gaps = "".join(f"\n- `{name}`: {fmt_gap(gap)} points"
                    for name, gap in data["comparisons"].items() if isinstance(gap, dict))
     return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/learning_{tag}.json) on {m['cpu']}, "
-            f"{m['cores']} cores, in {data['wall_seconds'] / 60:.0f} min: seeds {data['seeds']}, {z['members']} "
-            f"members x {z['rounds']} rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} "
-            f"rounds, from the {z['warmup_steps']}-step warm-up; the current code, so its figures pair with each "
-            f"other, not with the main study's.\n\n" + table(data) + "\n\nPaired gaps (test mean F1):" + gaps + "\n"
-            + study_time(data))
+            f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
+            f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
+            f"{z['warmup_steps']}-step warm-up. A seeded CPU run is the same bit for bit in every study of the same "
+            f"sizes and code, so its methods pair by seed with the main study's.\n\n" + table(data)
+            + "\n\nPaired gaps (test mean F1):" + gaps + "\n" + study_time(data))
+
+
+def provenance(data: dict[str, Any]) -> str:
+    """How the study's numbers came about: its wall time, or that it read stored runs back (``--resume``)."""
+    return "resumed from its stored runs" if data.get("resumed") else f"in {data['wall_seconds'] / 60:.0f} min"
 
 
 def table(data: dict[str, Any]) -> str:
@@ -340,9 +350,7 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
     c, s = data["comparisons"], data["sizes"]
     machine = data["machine"]
     where = machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
-    took = (f"in {data['wall_seconds'] / 60:.0f} min" if not data.get("resumed") else
-            f"resumed from its stored runs, which took {data['run_seconds'] / 60:.0f} worker-minutes")
-    return (f"Written by `python -m benchmarks.learning` on {where} {took}: preset "
+    return (f"Written by `python -m benchmarks.learning` on {where} {provenance(data)}: preset "
             f"`{data['preset']}`, seeds {data['seeds']}. Every method trains a population of {s['members']} members x "
             f"{s['rounds']} rounds x {s['steps_per_round']} steps from the seed's {s['warmup_steps']}-step CE warm-up "
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
@@ -362,21 +370,18 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
 
 
 def study_time(data: dict[str, Any]) -> str:
-    """A bullet on the study's time against its target (100 min for 3 seeds on the 2-core CPU), if it was timed:
-    the measured wall time of a study run from scratch, or for a resumed one its runs' time over its workers."""
+    """A bullet on the study's time against its target (100 min for 3 seeds on the 2-core CPU): measured only for a
+    study run from scratch; a resumed one reused runs whose machine load it does not know."""
     if data["machine"].get("cuda_device") or not data.get("jobs"):
         return ""
-    merged = sum(len(added) for added in data.get("merged_from", {}).values())
-    ran = f"its {len(data['methods']) - merged} methods x {len(data['seeds'])} seeds"
     if data.get("resumed"):
-        wall = data["run_seconds"] / 60 / data["jobs"]
-        took = (f"{ran}' runs took {data['run_seconds'] / 60:.0f} worker-minutes on {data['jobs']} workers, about "
-                f"{wall:.0f} min of wall time, without the warm-ups and the side studies' own runs")
-    else:
-        wall = data["wall_seconds"] / 60
-        took = f"{ran}, warm-ups included, took **{wall:.0f} min** on {data['jobs']} workers (measured)"
+        return (f"- Study time: resumed from stored runs ({data['run_seconds'] / 60:.0f} worker-minutes, run at "
+                "various times and loads), so not timed here; a study run from scratch reports its wall time\n")
+    wall = data["wall_seconds"] / 60
     met = "met" if wall <= STUDY_MINUTES * len(data["seeds"]) / 3 else "NOT met"
-    return f"- Study time (target <= {STUDY_MINUTES} min for 3 seeds): {took}: **{met}**\n"
+    return (f"- Study time (target <= {STUDY_MINUTES} min for 3 seeds): {len(data['methods'])} methods x "
+            f"{len(data['seeds'])} seeds, warm-ups included, took **{wall:.0f} min** on {data['jobs']} workers "
+            f"(measured): **{met}**\n")
 
 
 def merge_note(data: dict[str, Any]) -> str:
