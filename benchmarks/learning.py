@@ -250,8 +250,6 @@ def read_noise(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-
-
 def thread_check(out: Path) -> None:
     """The same run at 2 torch threads instead of the study's 1: the part of the noise that is not the seed."""
     import torch
@@ -293,7 +291,7 @@ def side_report(data: dict[str, Any], tag: str) -> str:
     z, m = data["sizes"], data["machine"]
     gaps = "".join(f"\n- `{name}`: {fmt_gap(gap)} points"
                    for name, gap in data["comparisons"].items() if isinstance(gap, dict))
-    return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/learning_{tag}.json) on {m['cpu']}, "
+    return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/{study_file(tag)}) on {m['cpu']}, "
             f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
             f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
             f"{z['warmup_steps']}-step warm-up. A seeded CPU run is the same bit for bit in every study of the same "
@@ -379,7 +377,8 @@ def study_time(data: dict[str, Any]) -> str:
                 "various times and loads), so not timed here; a study run from scratch reports its wall time\n")
     wall = data["wall_seconds"] / 60
     met = "met" if wall <= STUDY_MINUTES * len(data["seeds"]) / 3 else "NOT met"
-    return (f"- Study time (target <= {STUDY_MINUTES} min for 3 seeds): {len(data['methods'])} methods x "
+    merged = sum(len(added) for added in data.get("merged_from", {}).values())  # run by their own side studies
+    return (f"- Study time (target <= {STUDY_MINUTES} min for 3 seeds): {len(data['methods']) - merged} methods x "
             f"{len(data['seeds'])} seeds, warm-ups included, took **{wall:.0f} min** on {data['jobs']} workers "
             f"(measured): **{met}**\n")
 

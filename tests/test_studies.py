@@ -98,6 +98,8 @@ def test_report_says_met_only_when_the_interval_is_above_zero():
         learning.report(data)
     data["wall_seconds"] = 99 * 60
     assert "took **99 min** on 2 workers (measured): **met**" in learning.report(data)
+    data["merged_from"] = {"docs/learning_side.json": ["best_fixed"]}  # a merged method ran in its own study
+    assert "2 methods x 3 seeds" in learning.report(data)
 
 
 def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monkeypatch):
