@@ -271,8 +271,10 @@ class RoundLogger:
         levels = [info["levels"] for info in infos if info["levels"] is not None]
         for column, op in enumerate(OPS if levels else ()):
             w.add_scalar(f"levels/{op}", float(np.mean([lv[column] for lv in levels])), step)
-        if hasattr(self.agent, "kl_from_prior"):  # how far learning has moved the policy (the members' states)
-            kl, entropy = self.agent.kl_from_prior(self.env.observations())
+        kl_from_prior = getattr(self.agent, "kl_from_prior", None)
+        moved = kl_from_prior(self.env.observations()) if kl_from_prior else None
+        if moved is not None:  # how far learning has moved the policy from its prior (the members' states)
+            kl, entropy = moved
             w.add_scalar("policy/kl_from_prior", kl, step)
             w.add_scalar("policy/entropy", entropy, step)
 

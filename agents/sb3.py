@@ -20,6 +20,7 @@ SB3's own zip format is not used: loading it unpickles arbitrary objects.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -34,6 +35,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.population import STRENGTH_MENU, prior_logits, strength_prior_logits
+from envs.wrappers import MENU, VecMenuWrapper
 
 LINEAR = {"net_arch": [], "ortho_init": False}  # logits = W obs + b: W = 0 and b = the prior at the start
 REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -54,6 +56,8 @@ class SB3Agent(Agent):
     algorithm: ClassVar[type[BaseAlgorithm]]
     agent_name: ClassVar[str]  # the name in AGENTS, results and checkpoints
     prior = staticmethod(prior_logits)  # the actor's start: log-probabilities per action dimension
+    # a Discrete menu over the env's levels and mode (None: the algorithm acts on them directly)
+    menu: ClassVar[Mapping[str, tuple[Mapping[str, int], str]] | None] = None
 
     def __init__(self, env: VecEnv | gym.Env, *, seed: int = 0, episode_length: int | None = None,
                  device: str = "cpu", **hyperparameters: Any):
@@ -69,18 +73,23 @@ class SB3Agent(Agent):
         self.init_policy()
 
     def wrap(self, env: VecEnv) -> VecEnv:
-        """The env the algorithm acts on (DQN: its menu)."""
-        return env
+        """The env the algorithm acts on: the env itself, or its ``menu``."""
+        return env if self.menu is None else VecMenuWrapper(env, self.menu)
 
     def init_policy(self) -> None:
         """Start the actor at the prior: zero weights, the prior's log-probabilities as biases."""
+        if self.prior is None:
+            return
         action_net = self.model.policy.action_net
         with torch.no_grad():
             action_net.weight.zero_()
             action_net.bias.copy_(torch.as_tensor(np.concatenate(self.prior()), dtype=action_net.bias.dtype))
 
-    def kl_from_prior(self, observations: np.ndarray) -> tuple[float, float]:
-        """Mean over ``observations`` of KL(policy || prior) and of the policy's entropy (nats, all dimensions)."""
+    def kl_from_prior(self, observations: np.ndarray) -> tuple[float, float] | None:
+        """Mean over ``observations`` of KL(policy || prior) and of the policy's entropy (nats, all dimensions);
+        None for an agent without a prior."""
+        if self.prior is None:
+            return None
         obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.model.device)
         prior = [torch.as_tensor(p, dtype=torch.float32) for p in self.prior()]
         with torch.no_grad():
@@ -143,6 +152,7 @@ class PPOAgent(SB3Agent):
     algorithm = PPO
     agent_name = "ppo"
     prior = staticmethod(strength_prior_logits)
+    menu = STRENGTH_MENU
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
@@ -154,10 +164,6 @@ class PPOAgent(SB3Agent):
                 "gamma": 0.0, "gae_lambda": 1.0, "clip_range": 0.5, "ent_coef": 0.3, "normalize_advantage": False,
                 "policy_kwargs": LINEAR}
 
-    def wrap(self, env: VecEnv) -> VecEnv:
-        from envs import VecMenuWrapper
-        return VecMenuWrapper(env, STRENGTH_MENU)
-
 
 class PPOLevelsAgent(PPOAgent):
     """PPO over every op's level and the sampling mode (17 action dimensions), from the per-op prior
@@ -166,13 +172,11 @@ class PPOLevelsAgent(PPOAgent):
 
     agent_name = "ppo_levels"
     prior = staticmethod(prior_logits)
+    menu = None
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
         return {**PPOAgent.defaults(episode_length, n_envs), "ent_coef": 0.0}
-
-    def wrap(self, env: VecEnv) -> VecEnv:
-        return env
 
 
 class A2CAgent(SB3Agent):
@@ -191,13 +195,8 @@ class DQNAgent(SB3Agent):
 
     algorithm = DQN
     agent_name = "dqn"
-
-    def wrap(self, env: VecEnv) -> VecEnv:
-        from envs import VecMenuWrapper
-        return VecMenuWrapper(env)
-
-    def init_policy(self) -> None:
-        pass  # a Q-network has no prior to start from
+    menu = MENU
+    prior = None  # a Q-network has no policy to start at a prior
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:

@@ -98,6 +98,15 @@ def test_evaluate_reads_a_run_saved_before_the_model_field_was_renamed(smoke_run
     assert json.loads(capsys.readouterr().out)["mean_f1"] == pytest.approx(results["methods"]["ppo"]["test_mean_f1"])
 
 
+def test_a_learner_without_a_prior_runs_and_logs_no_policy_distance(tmp_path):
+    """DQN learns Q-values over a menu: it has no prior policy to measure its distance from."""
+    assert run.main(["--agent", "dqn", "--preset", "smoke", "--compare", "none", "--logdir", str(tmp_path),
+                     "--name", "dqn"]) == 0
+    assert list(json.loads((tmp_path / "dqn" / "results.json").read_text())["methods"]) == ["dqn", "none"]
+    scalars = set(event_tags(tmp_path / "dqn" / "tb" / "dqn")["scalars"])
+    assert "population/val_reward_best" in scalars and "policy/kl_from_prior" not in scalars
+
+
 @pytest.mark.parametrize("kill_after", [1, 3], ids=["in-ppo", "later"])
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(tmp_path, kill_after):
     args = ["--agent", "ppo", "--preset", "smoke", "--seed", "5", "--compare", "none", "--logdir", str(tmp_path)]
