@@ -9,11 +9,12 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from tqdm import tqdm
 
 from adaptive_de.config import TrainConfig
 from adaptive_de.data import FaceParsingSet, load
@@ -45,13 +46,23 @@ def map_runs(fn: Callable[..., T], tasks: list[tuple], jobs: int = 1) -> list[T]
 
     On a small CPU, independent single-threaded runs side by side use the cores better than one
     run's intra-op threads (a tiny model's kernels are too short to split well). Workers are
-    spawned, so ``fn`` must be a module-level function; results come back in task order.
+    spawned, so ``fn`` must be a module-level function; results come back in task order. A bar on
+    stderr counts the finished tasks: a study's runs take minutes each, and it may run for hours.
     """
-    if jobs <= 1:
-        return [fn(*task) for task in tasks]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        return list(pool.map(fn, *zip(*tasks, strict=True)))
+    with tqdm(total=len(tasks), desc=fn.__name__, unit="run") as bar:
+        if jobs <= 1:
+            results = []
+            for task in tasks:
+                results.append(fn(*task))
+                bar.update()
+            return results
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            futures = [pool.submit(fn, *task) for task in tasks]
+            for future in as_completed(futures):
+                future.result()  # a failed task stops the study now, not after the others
+                bar.update()
+            return [future.result() for future in futures]
 
 
 @functools.cache  # a process (or --jobs worker) running several studies' runs reads the cache once

@@ -250,3 +250,11 @@ def test_a_side_study_merges_only_when_the_methods_both_ran_agree_bit_for_bit(tm
         learning.merge_side_study(study({"ppo": (0.5, 0.6)})["methods"], {}, path, design)
     with pytest.raises(UserError, match="ran preset cpu"):
         learning.merge_side_study(study({"pbt": (0.5, 0.6)})["methods"], {}, path, ("cpu", {"rounds": 9}, [0, 1]))
+
+
+def test_map_runs_keeps_task_order_in_workers_counts_runs_and_raises_a_failed_task(capsys):
+    tasks = [(2.0, k) for k in range(5)]
+    assert runs.map_runs(math.pow, tasks, jobs=2) == [2.0 ** k for k in range(5)]
+    assert "pow: 100%" in capsys.readouterr().err  # the bar counted every task
+    with pytest.raises(TypeError):
+        runs.map_runs(math.pow, [(2.0, 1), ("two", 1)], jobs=2)
