@@ -66,6 +66,7 @@ LEARNERS = ("ppo", "ppo_levels")
 CONTROLS = {"ppo": "prior", "ppo_levels": "prior_levels"}  # each learner's frozen prior: learning vs selection
 NON_LEARNING = ("prior", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none")
 ORACLE = "oracle"
+PREFLIGHT = "preflight_oracle_vs_best_fixed"  # the comparisons key of the pre-flight target
 ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
 METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
@@ -279,7 +280,7 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
         if learner in methods and control in methods:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     if ORACLE in methods and "best_fixed" in methods:
-        out["preflight_oracle_vs_best_fixed"] = paired(methods[ORACLE]["test_mean_f1"],
+        out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"],
                                                        methods["best_fixed"]["test_mean_f1"])
     if "pbt_tune" in methods and "pbt" in methods:  # Ray Tune's PBT cross-checks the in-house one
         out["pbt_tune_vs_pbt"] = paired(methods["pbt_tune"]["test_mean_f1"], methods["pbt"]["test_mean_f1"])
@@ -289,14 +290,17 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
 def side_report(data: dict[str, Any], tag: str) -> str:
     """A RESULTS.md section for a side run (``--tag``): its sizes, table and paired comparisons."""
     z, m = data["sizes"], data["machine"]
-    gaps = "".join(f"\n- `{name}`: {fmt_gap(gap)} points"
-                   for name, gap in data["comparisons"].items() if isinstance(gap, dict))
+    targeted = {PREFLIGHT, *(f"{learner}_vs_{other}" for learner, control in CONTROLS.items()
+                             for other in ("best_non_learning", control))}
+    gaps = "".join(f"- `{name}`: {fmt_gap(gap)} points\n" for name, gap in data["comparisons"].items()
+                   if isinstance(gap, dict) and name not in targeted)
     return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/{study_file(tag)}) on {m['cpu']}, "
             f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
             f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
             f"{z['warmup_steps']}-step warm-up. A seeded CPU run is the same bit for bit in every study of the same "
             f"sizes and code, so its methods pair by seed with the main study's.\n\n" + table(data)
-            + "\n\nPaired gaps (test mean F1):" + gaps + "\n" + study_time(data))
+            + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
+            + study_time(data))
 
 
 def provenance(data: dict[str, Any]) -> str:
@@ -345,7 +349,7 @@ def noise_floor(data: dict[str, Any], noise: dict[str, Any] | None) -> str:
 
 def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
     """The RESULTS.md section."""
-    c, s = data["comparisons"], data["sizes"]
+    s = data["sizes"]
     machine = data["machine"]
     where = machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
     return (f"Written by `python -m benchmarks.learning` on {where} {provenance(data)}: preset "
@@ -354,17 +358,24 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
             f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
             f"gaps are paired by seed, with the 95% t-interval of their mean." + merge_note(data) + "\n\n"
-            + table(data) + "\n\n"
-            f"- Pre-flight, `oracle` vs `best_fixed` (target >= +2): "
-            f"{verdict(c.get('preflight_oracle_vs_best_fixed'), 2)}\n"
-            + "".join(f"- `{learner}` vs the best non-learning method `{c.get('best_non_learning')}` (target >= +1, "
-                      f"interval above 0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}\n"
-                      f"- `{learner}` vs its frozen prior `{control}` (target >= +1): "
-                      f"{verdict(c.get(f'{learner}_vs_{control}'), 1)}\n"
-                      for learner, control in CONTROLS.items() if learner in data["methods"])
-            + study_time(data) + "\n"
+            + table(data) + "\n\n" + targets(data) + study_time(data) + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
             "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
+
+
+def targets(data: dict[str, Any], preflight: bool = True) -> str:
+    """A bullet per target with its verdict: the pre-flight (``preflight``; "not measured" without the oracle) and,
+    for each learner that ran, its gap to the best non-learning method and to its frozen prior."""
+    c, methods = data["comparisons"], data["methods"]
+    lines = [f"- Pre-flight, `oracle` vs `best_fixed` (target >= +2): {verdict(c.get(PREFLIGHT), 2)}\n"
+             ] if preflight else []
+    for learner, control in CONTROLS.items():
+        if learner in methods:
+            lines.append(f"- `{learner}` vs the best non-learning method `{c.get('best_non_learning')}` (target >= "
+                         f"+1, interval above 0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}\n"
+                         f"- `{learner}` vs its frozen prior `{control}` (target >= +1, interval above 0): "
+                         f"{verdict(c.get(f'{learner}_vs_{control}'), 1)}\n")
+    return "".join(lines)
 
 
 def study_time(data: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
     assert c["best_non_learning"] == "best_fixed"  # the oracle is a reference, not a method
     np.testing.assert_allclose(c["ppo_vs_best_non_learning"]["gaps"], [3.0, -1.0], atol=1e-9)
     np.testing.assert_allclose(c["ppo_vs_prior"]["gaps"], [4.0, 1.0], atol=1e-9)
-    np.testing.assert_allclose(c["preflight_oracle_vs_best_fixed"]["gaps"], [43.0, 45.0], atol=1e-9)
+    np.testing.assert_allclose(c[learning.PREFLIGHT]["gaps"], [43.0, 45.0], atol=1e-9)
     row = next(line for line in learning.table({"methods": methods, "comparisons": c}).splitlines()
                if line.startswith("| ppo "))
     assert "| 768 |" in row and "+1.00 [" in row and "(per seed: +3.00, -1.00)" in row
@@ -258,3 +258,18 @@ def test_map_runs_keeps_task_order_in_workers_counts_runs_and_raises_a_failed_ta
     assert "pow: 100%" in capsys.readouterr().err  # the bar counted every task
     with pytest.raises(TypeError):
         runs.map_runs(math.pow, [(2.0, 1), ("two", 1)], jobs=2)
+
+
+def test_a_side_study_of_a_learner_states_its_targets_with_verdicts():
+    f1 = {"ppo": [0.52, 0.53, 0.55], "prior": [0.50, 0.51, 0.54], "randaugment": [0.515, 0.52, 0.535]}
+    methods = {name: {"test_mean_f1": v, "test_fp_rate": [0.1] * 3, "compute_inner_steps": 96}
+               for name, v in f1.items()}
+    data = {"sizes": {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600},
+            "machine": {"cpu": "x", "cores": 2}, "wall_seconds": 600, "seeds": [0, 1, 2], "methods": methods,
+            "comparisons": learning.comparisons(methods)}
+    text = learning.side_report(data, "confirmation")
+    # the best non-learning method is randaugment (52.3 > prior's 51.7): ppo leads it by +1.00 with an interval
+    # reaching below 0 (NOT met), and prior by +1.67 [+0.23, +3.10] (met)
+    assert "method `randaugment` (target >= +1, interval above 0): **+1.00 [-0.24" in text
+    assert text.count("NOT met") == 1 and "`ppo` vs its frozen prior `prior`" in text
+    assert "Pre-flight" not in text and "`ppo_vs_prior`" not in text  # no oracle ran; no gap listed twice
