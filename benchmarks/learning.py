@@ -203,7 +203,7 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
         if tag:
             update_results_section(f"Learning study, side run `{tag}`", side_report(data, tag))
         else:
-            update_results_section(SECTION, report(data, read_noise(out)))
+            update_results_section(SECTION, report(data, read_noise(out), side_studies(out, data)))
 
 
 def merge_side_study(methods: dict[str, Any], schedules: dict[str, list], path: Path,
@@ -249,6 +249,18 @@ def read_study(out: Path, tag: str | None = None) -> dict[str, Any]:
 def read_noise(out: Path) -> dict[str, Any] | None:
     path = out / "learning_noise.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def side_studies(out: Path, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The side studies (``--tag``) in ``out`` of the main study's preset and env options that ran ``ppo`` against a
+    non-learning method, as (tag, data): the main section points to their verdicts, which may differ from its own."""
+    found = []
+    for path in sorted(out.glob("learning_*.json")):
+        side = json.loads(path.read_text())
+        if ((side.get("preset"), side.get("env")) == (data["preset"], data["env"])
+                and "ppo_vs_best_non_learning" in side.get("comparisons", {})):
+            found.append((path.stem.removeprefix("learning_"), side))
+    return found
 
 
 def thread_check(out: Path) -> None:
@@ -347,8 +359,9 @@ def noise_floor(data: dict[str, Any], noise: dict[str, Any] | None) -> str:
     return text
 
 
-def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
-    """The RESULTS.md section."""
+def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
+           sides: list[tuple[str, dict[str, Any]]] = ()) -> str:
+    """The RESULTS.md section; ``sides``: side studies whose `ppo` verdicts it lists after its own."""
     s = data["sizes"]
     machine = data["machine"]
     where = machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
@@ -358,7 +371,11 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None) -> str:
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
             f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
             f"gaps are paired by seed, with the 95% t-interval of their mean." + merge_note(data) + "\n\n"
-            + table(data) + "\n\n" + targets(data) + study_time(data) + "\n"
+            + table(data) + "\n\n" + targets(data) + study_time(data)
+            + "".join(f"- Side study `{tag}` (seeds {side['seeds']}, methods {', '.join(side['methods'])}): `ppo` vs "
+                      f"the best non-learning method `{side['comparisons']['best_non_learning']}`: "
+                      f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}\n" for tag, side in sides)
+            + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
             "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
 

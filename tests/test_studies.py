@@ -154,6 +154,20 @@ def test_noise_floor_states_the_resolvable_gap_and_the_thread_check(tmp_path):
     assert f"half-width is {half:.2f} points" in text and "at 2 torch threads instead of 1 differs by +0.000" in text
 
 
+def test_the_main_report_lists_the_ppo_verdicts_of_side_studies_of_the_same_sizes(tmp_path):
+    data = study_data(tmp_path)
+    methods = {"ppo": scores(0.50, 0.45, 0.49), "best_fixed": scores(0.52, 0.46, 0.50)}  # ppo behind on new seeds
+    side = {**data, "seeds": [3, 4, 5], "methods": methods, "comparisons": learning.comparisons(methods)}
+    (tmp_path / "learning_newseeds.json").write_text(json.dumps(side))
+    (tmp_path / "learning_other.json").write_text(json.dumps({**side, "env": {"rounds": 4}}))  # other sizes
+    (tmp_path / "learning_noise.json").write_text(json.dumps({"method": "prior", "difference_points": 0.1}))
+    sides = learning.side_studies(tmp_path, data)
+    assert [tag for tag, _ in sides] == ["newseeds"]
+    text = learning.report(data, None, sides)
+    assert "- Side study `newseeds` (seeds [3, 4, 5], methods ppo, best_fixed): `ppo` vs the best non-learning " \
+           "method `best_fixed`: **-1.33 [" in text and "`other`" not in text
+
+
 def test_report_flag_rerenders_without_training(tmp_path, capsys):
     study_data(tmp_path)
     learning.main(["--report", "--out", str(tmp_path)])
