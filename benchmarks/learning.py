@@ -292,8 +292,7 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
         if learner in methods and control in methods:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     if ORACLE in methods and "best_fixed" in methods:
-        out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"],
-                                                       methods["best_fixed"]["test_mean_f1"])
+        out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"], methods["best_fixed"]["test_mean_f1"])
     if "pbt_tune" in methods and "pbt" in methods:  # Ray Tune's PBT cross-checks the in-house one
         out["pbt_tune_vs_pbt"] = paired(methods["pbt_tune"]["test_mean_f1"], methods["pbt"]["test_mean_f1"])
     return out
