@@ -8,6 +8,7 @@ name               agent
 =================  =====================================================================
 ppo                PPO over one magnitude for every op (an offset from the prior's levels), from its prior
 prior              that prior, frozen (ppo's control: exploit only)
+replay:FILE        ppo's per-round strength frequencies from a finished study, replayed without learning
 ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
 prior_levels       that per-op prior, frozen (ppo_levels's control)
 dqn                DQN over the menu of ``envs.MENU``
@@ -27,12 +28,13 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
-from agents.population import GridAgent, LevelsPriorAgent, PBTAgent, PriorAgent, run_population
+from agents.population import GridAgent, LevelsPriorAgent, PBTAgent, PriorAgent, ReplayAgent, run_population
 from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOLevelsAgent, SB3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
     "prior": PriorAgent,
+    "replay": ReplayAgent,
     "ppo_levels": PPOLevelsAgent,
     "prior_levels": LevelsPriorAgent,
     "a2c": A2CAgent,
@@ -45,14 +47,18 @@ AGENTS: dict[str, type[Agent]] = {
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-AGENT_FORMS = ("ppo, prior, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, random, none, randaugment, "
-               "trivialaugment, fixed:L1,...,L16[,MODE]")
+AGENT_FORMS = ("ppo, prior, replay:FILE, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, random, none, "
+               "randaugment, trivialaugment, fixed:L1,...,L16[,MODE]")
+
+
+ARGUMENTS = {"fixed": "levels", "replay": "source"}  # agents named with an argument: the option it fills
 
 
 def agent_class(spec: str) -> tuple[type[Agent], str | None]:
-    """The factory for an agent spec and its argument (``fixed:...``); an unknown name is a UserError."""
+    """The factory for an agent spec and its argument (``fixed:...``, ``replay:...``); an unknown name is a
+    UserError."""
     name, sep, arg = spec.partition(":")
-    if name not in AGENTS or (name == "fixed") != bool(sep):
+    if name not in AGENTS or (name in ARGUMENTS) != bool(sep):
         raise UserError(f"unknown agent {spec!r}; choose one of: {AGENT_FORMS}")
     return AGENTS[name], arg if sep else None
 
@@ -61,11 +67,11 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
     """Build the agent named by ``spec`` for ``env`` (a VecEnv for learners; anything with spaces for baselines)."""
     cls, arg = agent_class(spec)
     if arg is not None:
-        options["levels"] = arg
+        options[ARGUMENTS[spec.partition(":")[0]]] = arg
     return cls(env, seed=seed, **options)
 
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "GridAgent", "LevelsPriorAgent",
            "NoneAgent", "PBTAgent", "PPOAgent", "PPOLevelsAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent",
-           "SB3Agent", "TrivialAugmentAgent",
+           "ReplayAgent", "SB3Agent", "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

@@ -9,6 +9,8 @@ method          actions
 ppo             learned during the run over one magnitude (``STRENGTH_MENU``: an offset of every op's
                 level from the prior's centre), starting from its prior (``agents.sb3.PPOAgent``)
 prior           drawn from ``ppo``'s prior every round, never updated (what PPO starts from: exploit only)
+replay          drawn every round from how often a finished study's ``ppo`` chose each strength in that
+                round (on other seeds): ppo's typical schedule without its in-run learning
 ppo_levels      learned during the run over every op's level and the sampling mode, starting from
                 ``prior_logits`` (``agents.sb3.PPOLevelsAgent``: a sixteenth of the signal per choice)
 prior_levels    that per-op prior, frozen (what ppo_levels starts from: exploit only)
@@ -26,12 +28,15 @@ round by round and ``observe`` the infos (where exploits are reported).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adaptive_de.augment import MAX_LEVEL, OPS
+from adaptive_de.errors import UserError
 from agents.base import Agent
 from envs.face_parsing import SAMPLING_MODES
 from envs.wrappers import menu_actions
@@ -139,6 +144,61 @@ class LevelsPriorAgent(PriorAgent):
 
     def sample(self) -> np.ndarray:
         return sample_prior(self.rng)
+
+
+class ReplayAgent(PriorAgent):
+    """``replay:FILE``: ``ppo``'s schedule from a finished study, replayed without learning (PBA's schedule transfer).
+
+    Each round, every member's strength offset is drawn from the frequencies with which ``ppo`` chose each
+    offset in that round over the study's seeds (``FILE``: a ``benchmarks.learning`` JSON holding ppo's
+    schedules). It differs from ``ppo`` in one thing: it does not adapt to this run's rewards, so
+    ``ppo`` vs ``replay`` measures the in-run learning beyond the schedule ppo tends to find. The seeds it
+    replays must not include the run's own (their rewards would leak in).
+    """
+
+    agent_name = "replay"
+
+    def __init__(self, env: Any, *, source: str, seed: int = 0):
+        SeededAgent.__init__(self, env, name=f"replay:{source}", seed=seed)
+        self.probabilities, seeds = replay_table(source)
+        rounds = getattr(env, "rounds", len(self.probabilities))
+        if len(self.probabilities) != rounds:
+            raise UserError(f"replay:{source} holds {len(self.probabilities)} rounds per run; this run has {rounds}")
+        if seed in seeds:
+            raise UserError(f"replay:{source} learned on seed {seed}, this run's own seed: its rewards would leak in")
+        self.round = 0  # rounds played: the next round's row of ``probabilities``
+
+    def sample(self) -> np.ndarray:
+        offset = self.rng.choice(len(STRENGTHS), p=self.probabilities[self.round])
+        return menu_actions(STRENGTH_MENU)[offset]
+
+    def observe(self, infos: list[dict[str, Any]]) -> None:
+        self.round = int(infos[0]["round"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "round": self.round}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.round = int(state["round"])
+
+
+def replay_table(source: str) -> tuple[np.ndarray, list[int]]:
+    """From a study file, per round the frequency of each strength offset among ppo's members (rows sum to 1),
+    and the seeds they come from; a file without ppo's strength schedules is a UserError."""
+    offsets = {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
+    try:
+        study = json.loads(Path(source).read_text())
+        runs, seeds = study["schedules"]["ppo"], [int(seed) for seed in study["seeds"]]
+        counts = np.zeros((len(runs[0]), len(STRENGTHS)))
+        for run in runs:
+            for r, round_ in enumerate(run):
+                for levels in round_["levels"]:
+                    counts[r, offsets[tuple(levels)]] += 1
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        raise UserError(f"replay:{source} is not a benchmarks.learning study file with ppo's strength schedules"
+                        ) from None
+    return counts / counts.sum(axis=1, keepdims=True), seeds
 
 
 class MemberAgent(SeededAgent):

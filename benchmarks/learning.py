@@ -66,9 +66,12 @@ LEARNERS = ("ppo", "ppo_levels")
 CONTROLS = {"ppo": "prior", "ppo_levels": "prior_levels"}  # each learner's frozen prior: learning vs selection
 NON_LEARNING = ("prior", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none")
 ORACLE = "oracle"
+# ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
+# in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
+REPLAY = "ppo_replay"
 PREFLIGHT = "preflight_oracle_vs_best_fixed"  # the comparisons key of the pre-flight target
 ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
-METHODS = (*LEARNERS, *NON_LEARNING, ORACLE)
+METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
 # ppo_levels and prior_levels (the per-op learner and its control) and pbt_tune (Ray Tune's PBT) run on request.
 DEFAULT_METHODS = ("ppo", "prior", "pbt", "best_fixed", "trivialaugment", "randaugment", "none", ORACLE)
@@ -98,7 +101,8 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     else:
         population = PopulationEnv(preset, **{**env, "seed": seed})
         test = load(population.config.data, "test", size=population.reference.image_size)
-        agent = make_agent(ORACLE_SPEC if method == ORACLE else method, population, seed=seed)
+        specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}"}
+        agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     print(f"{method:>15} seed {seed}: test mean F1 {100 * row['test_mean_f1']:.2f} "
           f"({row['wall_seconds']:.0f} s, {row['compute_inner_steps']} inner steps)", flush=True)
@@ -293,6 +297,11 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     if ORACLE in methods and "best_fixed" in methods:
         out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"], methods["best_fixed"]["test_mean_f1"])
+    score = {m: methods[m]["test_mean_f1"] for m in methods}
+    if REPLAY in methods and "ppo" in methods:  # ppo's learning within the run, beyond its typical schedule
+        out[f"ppo_vs_{REPLAY}"] = paired(score["ppo"], score[REPLAY])
+    if REPLAY in methods and "prior" in methods:  # that schedule, transferred, vs the prior it grew from
+        out[f"{REPLAY}_vs_prior"] = paired(score[REPLAY], score["prior"])
     if "pbt_tune" in methods and "pbt" in methods:  # Ray Tune's PBT cross-checks the in-house one
         out["pbt_tune_vs_pbt"] = paired(methods["pbt_tune"]["test_mean_f1"], methods["pbt"]["test_mean_f1"])
     return out

@@ -1,4 +1,5 @@
 """Agents: the registry, the prior, PBT and grid controllers, SB3 learners learning in a population run."""
+import json
 import pickle
 
 import gymnasium as gym
@@ -17,6 +18,7 @@ from agents.population import (
     STRENGTHS,
     UNSCALED_OPS,
     prior_logits,
+    replay_table,
     strength_prior_logits,
 )
 from envs import PopulationEnv
@@ -31,11 +33,11 @@ def env():
 
 def test_registry_and_specs():
     assert {"ppo", "prior", "ppo_levels", "prior_levels", "a2c", "dqn", "pbt", "best_fixed", "random", "none",
-            "randaugment", "trivialaugment", "fixed"} <= set(AGENTS)
+            "randaugment", "trivialaugment", "fixed", "replay"} <= set(AGENTS)
     assert agent_class("ppo")[0].learns and not agent_class("prior")[0].learns
     assert agent_class(f"fixed:{FIXED}") == (AGENTS["fixed"], FIXED)
-    for bad in ("sac", "fixed", "ppo:3"):
-        with pytest.raises(UserError, match="choose one of: ppo, prior, ppo_levels"):
+    for bad in ("sac", "fixed", "replay", "ppo:3"):
+        with pytest.raises(UserError, match="choose one of: ppo, prior, replay:FILE, ppo_levels"):
             agent_class(bad)
 
 
@@ -200,3 +202,54 @@ def test_ppo_moves_towards_the_rewarded_strength():
     ppo.learn(RotationBandit.rounds * venv.num_envs)
     after = strong()
     assert before == pytest.approx(np.exp(strength_prior_logits()[0])[3:].sum(), abs=1e-6) and after > before + 0.2
+
+
+def write_study(path, offsets_per_run, seeds):
+    """A study file whose ppo schedules play ``offsets_per_run[run][round][member]`` strength offsets."""
+    menu = {offset: [levels[op] for op in OPS] for offset, (levels, _) in zip(STRENGTHS, STRENGTH_MENU.values(),
+                                                                              strict=True)}
+    runs = [[{"levels": [menu[o] for o in members], "sampler": ["uniform"] * len(members)} for members in run]
+            for run in offsets_per_run]
+    path.write_text(json.dumps({"seeds": seeds, "schedules": {"ppo": runs}}))
+    return str(path)
+
+
+def test_replay_table_counts_ppo_strengths_per_round(tmp_path):
+    offsets = np.random.default_rng(3).choice(STRENGTHS, size=(5, 4, 3))  # runs x rounds x members
+    table, seeds = replay_table(write_study(tmp_path / "study.json", offsets.tolist(), [0, 1, 2, 3, 4]))
+    assert seeds == [0, 1, 2, 3, 4]
+    for r in range(4):
+        expected = np.bincount(offsets[:, r].ravel() + 2, minlength=len(STRENGTHS)) / offsets[:, r].size
+        np.testing.assert_allclose(table[r], expected)
+
+
+def test_replay_plays_each_round_from_its_rounds_frequencies(env, tmp_path):
+    schedule = [-2, 1, 2, 0]  # one offset per round, so each round's draw is certain
+    source = write_study(tmp_path / "study.json", [[[o] * 3 for o in schedule]], [0])
+    played = []
+    agent = make_agent(f"replay:{source}", env, seed=1)
+    run_population(agent, env, on_round=lambda r: played.append(offsets_of([i["levels"] for i in r["infos"]])))
+    assert [list(p) for p in played] == [[o] * env.num_envs for o in schedule]
+
+
+def test_replay_state_round_trips(env, tmp_path):
+    source = write_study(tmp_path / "study.json", np.random.default_rng(0).choice(STRENGTHS, (3, 4, 3)).tolist(), [0])
+    agent = make_agent(f"replay:{source}", env, seed=2)
+    agent.observe([{"round": 2}] * 3)
+    agent.save(tmp_path / "replay.pt")
+    restored = make_agent(f"replay:{source}", env, seed=5)
+    restored.load(tmp_path / "replay.pt")
+    assert restored.round == 2
+    assert np.array_equal(agent.predict(np.zeros((3, 1)))[0], restored.predict(np.zeros((3, 1)))[0])
+
+
+def test_replay_refuses_its_own_seed_other_run_lengths_and_foreign_files(env, tmp_path):
+    four_rounds = write_study(tmp_path / "four.json", [[[0] * 3] * 4], [0, 7])
+    with pytest.raises(UserError, match="seed 7"):
+        make_agent(f"replay:{four_rounds}", env, seed=7)
+    with pytest.raises(UserError, match="3 rounds per run; this run has 4"):
+        make_agent(f"replay:{write_study(tmp_path / 'three.json', [[[0] * 3] * 3], [0])}", env, seed=1)
+    (tmp_path / "levels.json").write_text(json.dumps({"seeds": [0], "schedules": {"ppo": [[{"levels": [[9] * 16]}]]}}))
+    for bad in (tmp_path / "missing.json", tmp_path / "levels.json", four_rounds + ".nope"):
+        with pytest.raises(UserError, match="not a benchmarks.learning study file"):
+            make_agent(f"replay:{bad}", env, seed=1)
