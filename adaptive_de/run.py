@@ -189,10 +189,13 @@ def parse_compare(value: str | list[str], agent: str) -> list[str]:
 def checked_run_config(fields: dict[str, Any]) -> RunConfig:
     try:
         config = RunConfig.from_dict(fields)
-        config.env_config()
+        env = config.env_config()
     except TypeError as e:  # a value of the wrong type in a config file
         raise UserError(f"bad config: {e}") from None
     agent_class(config.agent)[0].check_options(config.agent_kw)
+    for spec in (config.agent, *config.compare):
+        cls, argument = agent_class(spec)
+        cls.check_spec(argument, rounds=env.rounds, seed=env.seed)
     if not re.fullmatch(r"[A-Za-z0-9][\w.+=-]*", config.name):
         raise UserError(f"bad run name {config.name!r}: use letters, digits and _ . - + =")
     return config

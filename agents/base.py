@@ -43,6 +43,11 @@ class Agent(ABC):
         if options:
             raise UserError(f"agent {cls.__name__} takes no options, got {', '.join(sorted(options))}")
 
+    @classmethod  # noqa: B027 (most agents take no argument)
+    def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
+        """Raise UserError if the spec's argument (``fixed:...``, ``replay:...``) cannot act in a run of ``rounds``
+        rounds on ``seed``: a run checks its methods with this before any training."""
+
     @property
     def num_timesteps(self) -> int:
         """Env steps this agent has learned from."""

@@ -38,6 +38,10 @@ class FixedAgent(ConstantAgent):
     def __init__(self, env: Any, *, levels: str, seed: int = 0):
         super().__init__(env, name=f"fixed:{levels}", action=parse_fixed(levels), seed=seed)
 
+    @classmethod
+    def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
+        parse_fixed(argument or "")
+
 
 def parse_fixed(spec: str) -> np.ndarray:
     """``"2,2,...,2[,class_balanced]"`` -> the MultiDiscrete action; a malformed spec is a UserError."""

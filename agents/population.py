@@ -160,13 +160,22 @@ class ReplayAgent(PriorAgent):
 
     def __init__(self, env: Any, *, source: str, seed: int = 0):
         SeededAgent.__init__(self, env, name=f"replay:{source}", seed=seed)
-        self.probabilities, seeds = replay_table(source)
-        rounds = getattr(env, "rounds", len(self.probabilities))
-        if len(self.probabilities) != rounds:
-            raise UserError(f"replay:{source} holds {len(self.probabilities)} rounds per run; this run has {rounds}")
+        self.probabilities = self.checked_table(source, rounds=env.rounds, seed=seed)
+        self.round = 0  # rounds played: the next round's row of ``probabilities``
+
+    @classmethod
+    def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
+        cls.checked_table(argument or "", rounds=rounds, seed=seed)
+
+    @staticmethod
+    def checked_table(source: str, *, rounds: int, seed: int) -> np.ndarray:
+        """``replay_table(source)``'s frequencies, if they fit a run of ``rounds`` rounds on ``seed``."""
+        probabilities, seeds = replay_table(source)
+        if len(probabilities) != rounds:
+            raise UserError(f"replay:{source} holds {len(probabilities)} rounds per run; this run has {rounds}")
         if seed in seeds:
             raise UserError(f"replay:{source} learned on seed {seed}, this run's own seed: its rewards would leak in")
-        self.round = 0  # rounds played: the next round's row of ``probabilities``
+        return probabilities
 
     def sample(self) -> np.ndarray:
         offset = self.rng.choice(len(STRENGTHS), p=self.probabilities[self.round])

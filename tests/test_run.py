@@ -17,6 +17,7 @@ from adaptive_de import evaluate, run
 from adaptive_de.presets import RunConfig
 
 SMOKE_DATA = "synth:train=200,val=50,test=50"
+STUDY = Path(__file__).resolve().parents[1] / "docs" / "learning.json"  # the learning study: ppo's 8-round schedules
 
 
 def run_cli(*args: str, check: bool = True, **popen) -> subprocess.CompletedProcess:
@@ -151,7 +152,7 @@ def _scalars(folder: Path, tag: str):
 
 
 BAD_INPUTS = [
-    (["--agent", "sac"], "unknown agent 'sac'; choose one of: ppo, prior, ppo_levels"),
+    (["--agent", "sac"], "unknown agent 'sac'; choose one of: ppo, prior, replay:FILE, ppo_levels"),
     (["--preset", "huge"], "unknown preset 'huge'; choose one of: cpu, gpu, paper, smoke"),
     (["--reward", "nope"], "unknown reward 'nope'; choose one of:"),
     (["--reward-kw", "w"], "malformed key=value 'w'"),
@@ -159,6 +160,9 @@ BAD_INPUTS = [
     (["--inner-loss", "mse"], "unknown inner_loss 'mse'"),
     (["--compare", "none,none"], "--compare names a method twice"),
     (["--compare", "none,xyz"], "unknown agent 'xyz'"),
+    (["--compare", "fixed:9,9"], "bad fixed agent '9,9'"),
+    (["--compare", "replay:/no/such.json"], "replay:/no/such.json is not a benchmarks.learning study file"),
+    (["--agent", f"replay:{STUDY}"], "holds 8 rounds per run; this run has 6"),  # the cpu preset's rounds
     (["--n-envs", "1"], "a population needs at least 2 members, got members=1"),
     (["--env", "exploit_every=7"], "exploit_every=7 must be between 1 and the run's rounds (6)"),
     (["--env", "rounds=5"], "exploit_every=2 does not divide rounds=5"),
