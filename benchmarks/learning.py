@@ -382,10 +382,17 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
             + table(data) + "\n\n" + targets(data) + study_time(data)
             + "".join(f"- Side study `{tag}` (seeds {side['seeds']}, methods {', '.join(side['methods'])}): `ppo` vs "
                       f"the best non-learning method `{side['comparisons']['best_non_learning']}`: "
-                      f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}\n" for tag, side in sides)
+                      f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}{replay_note(side)}\n"
+                      for tag, side in sides)
             + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
             "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
+
+
+def replay_note(data: dict[str, Any]) -> str:
+    """For a study that ran ``ppo_replay``: ppo's gap to it (the in-run learning beyond ppo's typical schedule)."""
+    gap = data["comparisons"].get(f"ppo_vs_{REPLAY}")
+    return "" if gap is None else f"; `ppo` vs `{REPLAY}` (its schedule replayed, no learning): {fmt_gap(gap)}"
 
 
 def targets(data: dict[str, Any], preflight: bool = True) -> str:

@@ -49,6 +49,16 @@ def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
     assert "| 768 |" in row and "+1.00 [" in row and "(per seed: +3.00, -1.00)" in row
 
 
+def test_the_replayed_schedule_is_ppos_control_not_a_non_learning_contender():
+    methods = {"ppo": scores(0.50, 0.44), learning.REPLAY: scores(0.55, 0.40), "prior": scores(0.46, 0.43)}
+    c = learning.comparisons(methods)
+    assert c["best_non_learning"] == "prior"  # the replay learned on other seeds: not a non-learning method
+    np.testing.assert_allclose(c[f"ppo_vs_{learning.REPLAY}"]["gaps"], [-5.0, 4.0], atol=1e-9)
+    np.testing.assert_allclose(c[f"{learning.REPLAY}_vs_prior"]["gaps"], [9.0, -3.0], atol=1e-9)
+    assert "`ppo` vs `ppo_replay` (its schedule replayed, no learning): -0.50 [" in learning.replay_note(
+        {"comparisons": c})
+
+
 def test_reward_signal_separates_the_recipes_gap_from_the_noise_within_a_pair():
     def seed(signal: float, spread: float) -> list[list[float]]:
         # members: prior, prior, oracle, oracle; each pair's members differ by +-spread around their mean
