@@ -215,8 +215,9 @@ def merge_side_study(methods: dict[str, Any], schedules: dict[str, list], path: 
     """Add the methods of a side study (``--tag``) that this study did not run; return their names.
 
     Only a side study of the same preset, env options and seeds, whose every method that this study also
-    ran scored the same per seed bit for bit (a seeded CPU run is reproducible): then both ran the same
-    runs on equivalent code, and its other methods pair by seed with these.
+    ran scored the same per seed bit for bit (a seeded CPU run is reproducible on one CPU model; another
+    model's kernels round differently): then both ran the same runs on equivalent code, and its other
+    methods pair by seed with these.
     """
     if not path.is_file():
         raise UserError(f"{path} does not exist")
@@ -229,8 +230,11 @@ def merge_side_study(methods: dict[str, Any], schedules: dict[str, list], path: 
         raise UserError(f"{path} shares no method with this study, so nothing shows that its runs pair with these")
     for m in shared:
         if side["methods"][m]["test_mean_f1"] != methods[m]["test_mean_f1"]:
+            there, here = side.get("machine", {}).get("cpu"), machine_info()["cpu"]
+            cpus = f" (there on {there}, here on {here}: their kernels round differently)" if there not in (
+                None, here) else ""
             raise UserError(f"{path}: {m} scored {side['methods'][m]['test_mean_f1']} there and "
-                            f"{methods[m]['test_mean_f1']} here; not the same runs, so its methods do not pair")
+                            f"{methods[m]['test_mean_f1']} here{cpus}; not the same runs, so its methods do not pair")
     added = [m for m in side["methods"] if m not in methods]
     for m in added:
         methods[m] = side["methods"][m]
@@ -318,7 +322,8 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
             f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
             f"{z['warmup_steps']}-step warm-up. A seeded CPU run is the same bit for bit in every study of the same "
-            f"sizes and code, so its methods pair by seed with the main study's.\n\n" + table(data)
+            f"sizes and code on the same CPU model, so its methods pair by seed with another study's that ran on "
+            f"{m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
             + study_time(data))
 
@@ -363,7 +368,7 @@ def noise_floor(data: dict[str, Any], noise: dict[str, Any] | None) -> str:
     if noise is not None:
         text += (f" The same run (`{noise['method']}`, seed {noise['seed']}) at 2 torch threads instead of 1 differs "
                  f"by {noise['difference_points']:+.3f} points; a rerun at the same thread count is bit-identical "
-                 "on CPU (tests/test_run.py resumes a killed run to the same numbers).")
+                 "on the same CPU model (tests/test_run.py resumes a killed run to the same numbers).")
     return text
 
 

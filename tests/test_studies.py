@@ -270,6 +270,9 @@ def test_a_side_study_merges_only_when_the_methods_both_ran_agree_bit_for_bit(tm
     assert methods["pbt_tune"]["test_mean_f1"] == [0.4, 0.7] and "pbt_tune" in schedules
     with pytest.raises(UserError, match="pbt scored"):  # one seed differs: not the same runs
         learning.merge_side_study(study({"pbt": (0.5, 0.61)})["methods"], {}, path, design)
+    path.write_text(json.dumps({**study({"pbt": (0.5, 0.6)}), "machine": {"cpu": "another CPU"}}))
+    with pytest.raises(UserError, match=r"there on another CPU, here on .*: their kernels round differently"):
+        learning.merge_side_study(study({"pbt": (0.5, 0.61)})["methods"], {}, path, design)
     with pytest.raises(UserError, match="shares no method"):
         learning.merge_side_study(study({"ppo": (0.5, 0.6)})["methods"], {}, path, design)
     with pytest.raises(UserError, match="ran preset cpu"):
