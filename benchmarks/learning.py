@@ -387,7 +387,8 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
             + table(data) + "\n\n" + targets(data) + study_time(data)
             + "".join(f"- Side study `{tag}` (seeds {side['seeds']}, methods {', '.join(side['methods'])}): `ppo` vs "
                       f"the best non-learning method `{side['comparisons']['best_non_learning']}`: "
-                      f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}{replay_note(side)}\n"
+                      f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}{unrun_note(side['methods'])}"
+                      f"{replay_note(side)}\n"
                       for tag, side in sides)
             + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
@@ -400,6 +401,13 @@ def replay_note(data: dict[str, Any]) -> str:
     return "" if gap is None else f"; `ppo` vs `{REPLAY}` (its schedule replayed, no learning): {fmt_gap(gap)}"
 
 
+def unrun_note(methods: dict[str, Any]) -> str:
+    """For a study that left out some of the default non-learning methods: which, since its "best non-learning"
+    method is then the best of fewer."""
+    missing = [m for m in DEFAULT_METHODS if m in NON_LEARNING and m not in methods]
+    return f" (the best of those run here: {', '.join(missing)} did not run)" if missing else ""
+
+
 def targets(data: dict[str, Any], preflight: bool = True) -> str:
     """A bullet per target with its verdict: the pre-flight (``preflight``; "not measured" without the oracle) and,
     for each learner that ran, its gap to the best non-learning method and to its frozen prior."""
@@ -409,7 +417,8 @@ def targets(data: dict[str, Any], preflight: bool = True) -> str:
     for learner, control in CONTROLS.items():
         if learner in methods:
             lines.append(f"- `{learner}` vs the best non-learning method `{c.get('best_non_learning')}` (target >= "
-                         f"+1, interval above 0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}\n"
+                         f"+1, interval above 0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}"
+                         f"{unrun_note(methods)}\n"
                          f"- `{learner}` vs its frozen prior `{control}` (target >= +1, interval above 0): "
                          f"{verdict(c.get(f'{learner}_vs_{control}'), 1)}\n")
     return "".join(lines)
