@@ -159,7 +159,8 @@ class ReplayAgent(PriorAgent):
     agent_name = "replay"
 
     def __init__(self, env: Any, *, source: str, seed: int = 0):
-        SeededAgent.__init__(self, env, name=f"replay:{source}", seed=seed)
+        super().__init__(env, seed=seed)
+        self.name = f"replay:{source}"  # the spec, as fixed:... names its agent
         self.probabilities = self.checked_table(source, rounds=env.rounds, seed=seed)
         self.round = 0  # rounds played: the next round's row of ``probabilities``
 

@@ -301,11 +301,10 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     if ORACLE in methods and "best_fixed" in methods:
         out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"], methods["best_fixed"]["test_mean_f1"])
-    score = {m: methods[m]["test_mean_f1"] for m in methods}
     if REPLAY in methods and "ppo" in methods:  # ppo's learning within the run, beyond its typical schedule
-        out[f"ppo_vs_{REPLAY}"] = paired(score["ppo"], score[REPLAY])
+        out[f"ppo_vs_{REPLAY}"] = paired(methods["ppo"]["test_mean_f1"], methods[REPLAY]["test_mean_f1"])
     if REPLAY in methods and "prior" in methods:  # that schedule, transferred, vs the prior it grew from
-        out[f"{REPLAY}_vs_prior"] = paired(score[REPLAY], score["prior"])
+        out[f"{REPLAY}_vs_prior"] = paired(methods[REPLAY]["test_mean_f1"], methods["prior"]["test_mean_f1"])
     if "pbt_tune" in methods and "pbt" in methods:  # Ray Tune's PBT cross-checks the in-house one
         out["pbt_tune_vs_pbt"] = paired(methods["pbt_tune"]["test_mean_f1"], methods["pbt"]["test_mean_f1"])
     return out
