@@ -205,7 +205,8 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
     print(table(data))
     if out == DOCS:
         if tag:
-            update_results_section(f"Learning study, side run `{tag}`", side_report(data, tag))
+            update_results_section(f"Learning study, side run `{tag}`",
+                                   side_report(data, tag) + other_cpu_reruns(out, data))
         else:
             update_results_section(SECTION, report(data, read_noise(out), side_studies(out, data)))
 
@@ -259,16 +260,40 @@ def read_noise(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def same_design(out: Path, data: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+    """The study files in ``out`` (``learning*.json``) of ``data``'s preset and env options, as (path, data)."""
+    found = []
+    for path in sorted(out.glob("learning*.json")):
+        study = json.loads(path.read_text())
+        if (study.get("preset"), study.get("env")) == (data["preset"], data["env"]):
+            found.append((path, study))
+    return found
+
+
 def side_studies(out: Path, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The side studies (``--tag``) in ``out`` of the main study's preset and env options that ran ``ppo`` against a
     non-learning method, as (tag, data): the main section points to their verdicts, which may differ from its own."""
-    found = []
-    for path in sorted(out.glob("learning_*.json")):
-        side = json.loads(path.read_text())
-        if ((side.get("preset"), side.get("env")) == (data["preset"], data["env"])
-                and "ppo_vs_best_non_learning" in side.get("comparisons", {})):
-            found.append((path.stem.removeprefix("learning_"), side))
-    return found
+    return [(path.stem.removeprefix("learning_"), side) for path, side in same_design(out, data)
+            if path.name != study_file(None) and "ppo_vs_best_non_learning" in side.get("comparisons", {})]
+
+
+def other_cpu_reruns(out: Path, data: dict[str, Any]) -> str:
+    """Bullets for the runs (method, seed) this study shares with a study in ``out`` run on another CPU model: the
+    difference of each, in points (here - there). The same seeded run rounds differently on another CPU's kernels."""
+    cpu, lines = data["machine"]["cpu"], []
+    for path, other in same_design(out, data):
+        if other.get("machine", {}).get("cpu") in (None, cpu):
+            continue
+        there = {m: dict(zip(other["seeds"], v["test_mean_f1"], strict=True)) for m, v in other["methods"].items()}
+        for m, v in data["methods"].items():
+            diffs = [f"{100 * (score - there[m][seed]):+.2f}" for seed, score in zip(data["seeds"], v["test_mean_f1"],
+                                                                                      strict=True)
+                     if seed in there.get(m, {})]
+            if diffs:
+                lines.append(f"- `{m}` vs {path.name} (on {other['machine']['cpu']}), per shared seed: "
+                             f"{', '.join(diffs)}\n")
+    return ("\nThe same seeded runs on another CPU model, here minus there (points):\n" + "".join(lines)
+            ) if lines else ""
 
 
 def thread_check(out: Path) -> None:

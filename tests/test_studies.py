@@ -61,6 +61,17 @@ def test_the_replayed_schedule_is_ppos_control_not_a_non_learning_contender():
         "randaugment, none did not run)"
 
 
+def test_reruns_on_another_cpu_are_listed_per_shared_seed(tmp_path):
+    def study(cpu, seeds, ppo):
+        return {"preset": "cpu", "env": {"rounds": 8}, "seeds": seeds, "machine": {"cpu": cpu},
+                "methods": {"ppo": {"test_mean_f1": ppo}}}
+    (tmp_path / "learning_old.json").write_text(json.dumps(study("CPU A", [7, 8], [0.50, 0.52])))
+    (tmp_path / "learning_same.json").write_text(json.dumps(study("CPU B", [8], [0.40])))  # same CPU: not listed
+    text = learning.other_cpu_reruns(tmp_path, study("CPU B", [8, 9], [0.5125, 0.6]))
+    assert text.endswith("- `ppo` vs learning_old.json (on CPU A), per shared seed: -0.75\n")
+    assert "learning_same" not in text and learning.other_cpu_reruns(tmp_path, study("CPU A", [9], [0.5])) == ""
+
+
 def test_reward_signal_separates_the_recipes_gap_from_the_noise_within_a_pair():
     def seed(signal: float, spread: float) -> list[list[float]]:
         # members: prior, prior, oracle, oracle; each pair's members differ by +-spread around their mean
