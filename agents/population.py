@@ -193,22 +193,28 @@ class ReplayAgent(PriorAgent):
         self.round = int(state["round"])
 
 
+def strength_frequencies(runs: list) -> np.ndarray:
+    """From the schedules of runs whose members took ``STRENGTH_MENU`` actions (a study file's ``schedules[m]``), per
+    round the frequency of each strength offset among their members (rows sum to 1, columns in STRENGTHS order); a
+    member whose levels are no strength offset is a KeyError."""
+    offsets = {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
+    counts = np.zeros((len(runs[0]), len(STRENGTHS)))
+    for run in runs:
+        for r, round_ in enumerate(run):
+            for levels in round_["levels"]:
+                counts[r, offsets[tuple(levels)]] += 1
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
 def replay_table(source: str) -> tuple[np.ndarray, list[int]]:
     """From a study file, per round the frequency of each strength offset among ppo's members (rows sum to 1),
     and the seeds they come from; a file without ppo's strength schedules is a UserError."""
-    offsets = {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
     try:
         study = json.loads(Path(source).read_text())
-        runs, seeds = study["schedules"]["ppo"], [int(seed) for seed in study["seeds"]]
-        counts = np.zeros((len(runs[0]), len(STRENGTHS)))
-        for run in runs:
-            for r, round_ in enumerate(run):
-                for levels in round_["levels"]:
-                    counts[r, offsets[tuple(levels)]] += 1
+        return strength_frequencies(study["schedules"]["ppo"]), [int(seed) for seed in study["seeds"]]
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         raise UserError(f"replay:{source} is not a benchmarks.learning study file with ppo's strength schedules"
                         ) from None
-    return counts / counts.sum(axis=1, keepdims=True), seeds
 
 
 class MemberAgent(SeededAgent):

@@ -46,7 +46,7 @@ from adaptive_de.data import load  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
-from agents.population import play_method  # noqa: E402
+from agents.population import STRENGTHS, play_method, strength_frequencies  # noqa: E402
 from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
@@ -345,11 +345,16 @@ def side_report(data: dict[str, Any], tag: str) -> str:
     return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/{study_file(tag)}) on {m['cpu']}, "
             f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
             f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
-            f"{z['warmup_steps']}-step warm-up. A seeded CPU run is the same bit for bit in every study of the same "
-            f"sizes and code on the same CPU model, so its methods pair by seed with another study's that ran on "
-            f"{m['cpu']} too.\n\n" + table(data)
+            f"{z['warmup_steps']}-step warm-up, env options {env_options(data)}. A seeded CPU run is the same bit "
+            f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
+            f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + study_time(data))
+            + strength_schedules(data) + study_time(data))
+
+
+def env_options(data: dict[str, Any]) -> str:
+    """The study's ``--env`` options as typed (``data=synth:shift=0`` names another task than the default)."""
+    return " ".join(f"`{k}={v}`" for k, v in sorted(data["env"].items()))
 
 
 def provenance(data: dict[str, Any]) -> str:
@@ -408,7 +413,7 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
             f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
             f"gaps are paired by seed, with the 95% t-interval of their mean." + merge_note(data) + "\n\n"
-            + table(data) + "\n\n" + targets(data) + study_time(data)
+            + table(data) + "\n\n" + targets(data) + strength_schedules(data) + study_time(data)
             + "".join(f"- Side study `{tag}` (seeds {side['seeds']}, methods {', '.join(side['methods'])}): `ppo` vs "
                       f"the best non-learning method `{side['comparisons']['best_non_learning']}`: "
                       f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}{unrun_note(side['methods'])}"
@@ -423,6 +428,19 @@ def replay_note(data: dict[str, Any]) -> str:
     """For a study that ran ``ppo_replay``: ppo's gap to it (the in-run learning beyond ppo's typical schedule)."""
     gap = data["comparisons"].get(f"ppo_vs_{REPLAY}")
     return "" if gap is None else f"; `ppo` vs `{REPLAY}` (its schedule replayed, no learning): {fmt_gap(gap)}"
+
+
+def strength_schedules(data: dict[str, Any]) -> str:
+    """Bullets for ``ppo`` and ``ppo_replay`` where they ran: the mean strength offset their members took in each round,
+    over seeds (the prior's centre is 0), so a reader sees the schedule a study's ppo found and the one it replayed."""
+    lines = []
+    for m in ("ppo", REPLAY):
+        try:
+            means = strength_frequencies(data["schedules"][m]) @ np.array(STRENGTHS, dtype=float)
+        except (KeyError, IndexError):  # did not run, or chose per-op levels (ppo before commit 6ffb51f)
+            continue
+        lines.append(f"- `{m}`'s mean strength offset per round: {', '.join(f'{x:+.2f}' for x in means)}\n")
+    return "".join(lines)
 
 
 def unrun_note(methods: dict[str, Any]) -> str:

@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
+from agents.population import STRENGTH_MENU, STRENGTHS
 from benchmarks import default_run, gpu_report, learning, reward_signal, rewards_study, runs, train_speed
 
 
@@ -250,11 +252,23 @@ def test_side_run_report_pairs_pbt_tune_with_pbt():
                for name, f1 in (("pbt", [0.40, 0.50, 0.60]), ("pbt_tune", [0.41, 0.49, 0.62]))}
     data = {"sizes": {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600},
             "machine": {"cpu": "x", "cores": 2}, "wall_seconds": 600, "seeds": [0, 1, 2], "methods": methods,
-            "comparisons": learning.comparisons(methods)}
+            "comparisons": learning.comparisons(methods), "env": {"rounds": 8}, "schedules": {}}
     gap = data["comparisons"]["pbt_tune_vs_pbt"]
     assert gap["gaps"] == pytest.approx([1.0, -1.0, 2.0]) and gap["mean"] == pytest.approx(2 / 3)
     text = learning.side_report(data, "pbt_tune")
     assert "`pbt_tune_vs_pbt`: +0.67" in text and "learning_pbt_tune.json" in text
+    assert "env options `rounds=8`." in text and "strength offset" not in text  # no ppo ran: no schedule
+
+
+def test_a_study_lists_the_strength_schedules_ppo_found_and_replayed():
+    offsets = {"ppo": [[[0, 0], [1, 2]], [[-1, 0], [2, 2]]], learning.REPLAY: [[[-2, -2], [0, 1]]]}
+    menu = dict(zip(STRENGTHS, (levels for levels, _ in STRENGTH_MENU.values()), strict=True))
+    schedules = {m: [[{"levels": [[menu[o][op] for op in OPS] for o in members]} for members in run] for run in runs]
+                 for m, runs in offsets.items()}
+    text = learning.strength_schedules({"schedules": {**schedules, "prior": []}})
+    # per round, the mean over runs and members: ppo (0+0-1+0)/4 and (1+2+2+2)/4; the replay -2 and 0.5
+    assert text == ("- `ppo`'s mean strength offset per round: -0.25, +1.75\n"
+                    "- `ppo_replay`'s mean strength offset per round: -2.00, +0.50\n")
 
 
 def test_a_resumed_study_reads_finished_runs_and_a_fresh_one_forgets_them(tmp_path, monkeypatch):
@@ -306,7 +320,7 @@ def test_a_side_study_of_a_learner_states_its_targets_with_verdicts():
                for name, v in f1.items()}
     data = {"sizes": {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600},
             "machine": {"cpu": "x", "cores": 2}, "wall_seconds": 600, "seeds": [0, 1, 2], "methods": methods,
-            "comparisons": learning.comparisons(methods)}
+            "comparisons": learning.comparisons(methods), "env": {"rounds": 8}, "schedules": {}}
     text = learning.side_report(data, "confirmation")
     # the best non-learning method is randaugment (52.3 > prior's 51.7): ppo leads it by +1.00 with an interval
     # reaching below 0 (NOT met), and prior by +1.67 [+0.23, +3.10] (met)
