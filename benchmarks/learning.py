@@ -16,8 +16,9 @@ no agent can show a 1-point gain at these sizes.
 
 Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate`` per seed,
 ``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
-gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels}.png``, or with
-``--tag T`` a side study's ``OUT/learning_T.json``; with ``--out docs`` also the RESULTS.md section.
+gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels,strengths}.png``, or
+with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where ppo or
+ppo_replay ran: the strength offset chosen per round); with ``--out docs`` also the RESULTS.md section.
 ``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
 re-renders the plots and the section from ``OUT/learning.json`` (with ``--tag T``, a side study's table
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env", nargs="*", metavar="K=V", help="env options over the preset's, e.g. rounds=8")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(METHODS))
     parser.add_argument("--out", default=None, help="folder of the results and plots (default docs)")
-    parser.add_argument("--tag", help="write learning_TAG.json (no plots): a side study")
+    parser.add_argument("--tag", help="write learning_TAG.json (and its strength plot): a side study")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the runs a killed study finished (runs/learning-study/); rerun the rest")
     parser.add_argument("--merge", nargs="+", type=Path, default=[], metavar="FILE",
@@ -202,6 +203,7 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
     if not tag:
         plot_methods(data, out)
         plot_levels(data["schedules"].get("ppo"), out)
+    plot_strengths(data, out, tag)
     print(table(data))
     if out == DOCS:
         if tag:
@@ -349,7 +351,8 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(data) + study_time(data))
+            + strength_schedules(data) + study_time(data)
+            + (f"\n![strengths]({strengths_figure(tag)})\n" if strength_means(data) else ""))
 
 
 def env_options(data: dict[str, Any]) -> str:
@@ -421,7 +424,8 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
                       for tag, side in sides)
             + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
-            "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n")
+            "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n\n"
+            f"![strengths]({strengths_figure(None)})\n")
 
 
 def replay_note(data: dict[str, Any]) -> str:
@@ -430,17 +434,46 @@ def replay_note(data: dict[str, Any]) -> str:
     return "" if gap is None else f"; `ppo` vs `{REPLAY}` (its schedule replayed, no learning): {fmt_gap(gap)}"
 
 
-def strength_schedules(data: dict[str, Any]) -> str:
-    """Bullets for ``ppo`` and ``ppo_replay`` where they ran: the mean strength offset their members took in each round,
-    over seeds (the prior's centre is 0), so a reader sees the schedule a study's ppo found and the one it replayed."""
-    lines = []
+def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
+    """For ``ppo`` and ``ppo_replay`` where they ran, the mean strength offset their members took in each round:
+    an array of rounds, then per seed (rows) and over all seeds (the last row). The prior's centre is 0."""
+    out = {}
     for m in ("ppo", REPLAY):
+        runs = data["schedules"].get(m) or []
         try:
-            means = strength_frequencies(data["schedules"][m]) @ np.array(STRENGTHS, dtype=float)
+            per_run = [strength_frequencies([run]) @ np.array(STRENGTHS, dtype=float) for run in runs]
+            out[m] = np.stack([*per_run, strength_frequencies(runs) @ np.array(STRENGTHS, dtype=float)])
         except (KeyError, IndexError):  # did not run, or chose per-op levels (ppo before commit 6ffb51f)
             continue
-        lines.append(f"- `{m}`'s mean strength offset per round: {', '.join(f'{x:+.2f}' for x in means)}\n")
-    return "".join(lines)
+    return out
+
+
+def strength_schedules(data: dict[str, Any]) -> str:
+    """Bullets for ``ppo`` and ``ppo_replay`` where they ran: the mean strength offset their members took in each round,
+    over seeds, so a reader sees the schedule a study's ppo found and the one it replayed."""
+    return "".join(f"- `{m}`'s mean strength offset per round: {', '.join(f'{x:+.2f}' for x in means[-1])}\n"
+                   for m, means in strength_means(data).items())
+
+
+def strengths_figure(tag: str | None) -> str:
+    return f"learning_{tag}_strengths.png" if tag else "learning_strengths.png"
+
+
+def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
+    """The strength offset ``ppo`` (and ``ppo_replay``) chose per round: each seed thin, their mean thick."""
+    means = strength_means(data)
+    if not means:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rounds = np.arange(1, means[next(iter(means))].shape[1] + 1)
+    for (m, values), colour in zip(means.items(), ("C0", "C1"), strict=False):
+        ax.plot(rounds, values[:-1].T, color=colour, alpha=0.25, linewidth=1)
+        ax.plot(rounds, values[-1], color=colour, linewidth=2.5, label=f"{m} (mean of {len(values) - 1} seeds)")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set(xlabel="round", ylabel="strength offset (members' mean)", ylim=(min(STRENGTHS), max(STRENGTHS)),
+           title=f"Strength chosen per round, {env_options(data).replace('`', '')}")
+    ax.legend(loc="upper left", fontsize=8)
+    save_figure(fig, strengths_figure(tag), folder=out)
 
 
 def unrun_note(methods: dict[str, Any]) -> str:

@@ -107,7 +107,7 @@ def test_report_says_met_only_when_the_interval_is_above_zero():
     methods = {"ppo": scores(0.52, 0.46, 0.50), "prior": scores(0.50, 0.45, 0.49),
                "best_fixed": scores(0.505, 0.445, 0.485)}
     data = {"machine": machine, "preset": "cpu", "seeds": [0, 1, 2], "sizes": sizes, "wall_seconds": 600,
-            "methods": methods, "comparisons": learning.comparisons(methods)}
+            "methods": methods, "comparisons": learning.comparisons(methods), "schedules": {}}
     text = learning.report(data)
     assert "`ppo` vs the best non-learning method `prior`" in text and text.count("NOT met") == 2
     assert "Pre-flight" in text and "not measured" in text  # no oracle in this study
@@ -260,7 +260,7 @@ def test_side_run_report_pairs_pbt_tune_with_pbt():
     assert "env options `rounds=8`." in text and "strength offset" not in text  # no ppo ran: no schedule
 
 
-def test_a_study_lists_the_strength_schedules_ppo_found_and_replayed():
+def test_a_study_lists_and_plots_the_strength_schedules_ppo_found_and_replayed(tmp_path):
     offsets = {"ppo": [[[0, 0], [1, 2]], [[-1, 0], [2, 2]]], learning.REPLAY: [[[-2, -2], [0, 1]]]}
     menu = dict(zip(STRENGTHS, (levels for levels, _ in STRENGTH_MENU.values()), strict=True))
     schedules = {m: [[{"levels": [[menu[o][op] for op in OPS] for o in members]} for members in run] for run in runs]
@@ -269,6 +269,11 @@ def test_a_study_lists_the_strength_schedules_ppo_found_and_replayed():
     # per round, the mean over runs and members: ppo (0+0-1+0)/4 and (1+2+2+2)/4; the replay -2 and 0.5
     assert text == ("- `ppo`'s mean strength offset per round: -0.25, +1.75\n"
                     "- `ppo_replay`'s mean strength offset per round: -2.00, +0.50\n")
+    # one row per seed, then their mean: ppo's first run took (0, 0) then (1, 2), its second (-1, 0) then (2, 2)
+    np.testing.assert_allclose(learning.strength_means({"schedules": schedules})["ppo"],
+                               [[0.0, 1.5], [-0.5, 2.0], [-0.25, 1.75]])
+    learning.plot_strengths({"schedules": schedules, "env": {"data": "synth:shift=0"}}, tmp_path, "side")
+    assert (tmp_path / "learning_side_strengths.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_resumed_study_reads_finished_runs_and_a_fresh_one_forgets_them(tmp_path, monkeypatch):
