@@ -339,7 +339,7 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
 
 def side_report(data: dict[str, Any], tag: str) -> str:
     """A RESULTS.md section for a side run (``--tag``): its sizes, table and paired comparisons."""
-    z, m = data["sizes"], data["machine"]
+    z, m, means = data["sizes"], data["machine"], strength_means(data)
     targeted = {PREFLIGHT, *(f"{learner}_vs_{other}" for learner, control in CONTROLS.items()
                              for other in ("best_non_learning", control))}
     gaps = "".join(f"- `{name}`: {fmt_gap(gap)} points\n" for name, gap in data["comparisons"].items()
@@ -351,8 +351,7 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(data) + study_time(data)
-            + (f"\n![strengths]({strengths_figure(tag)})\n" if strength_means(data) else ""))
+            + strength_schedules(means) + study_time(data) + strengths_link(means, tag))
 
 
 def env_options(data: dict[str, Any]) -> str:
@@ -407,8 +406,7 @@ def noise_floor(data: dict[str, Any], noise: dict[str, Any] | None) -> str:
 def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
            sides: list[tuple[str, dict[str, Any]]] = ()) -> str:
     """The RESULTS.md section; ``sides``: side studies whose `ppo` verdicts it lists after its own."""
-    s = data["sizes"]
-    machine = data["machine"]
+    s, machine, means = data["sizes"], data["machine"], strength_means(data)
     where = machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
     return (f"Written by `python -m benchmarks.learning` on {where} {provenance(data)}: preset "
             f"`{data['preset']}`, seeds {data['seeds']}. Every method trains a population of {s['members']} members x "
@@ -416,7 +414,7 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
             f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
             f"gaps are paired by seed, with the 95% t-interval of their mean." + merge_note(data) + "\n\n"
-            + table(data) + "\n\n" + targets(data) + strength_schedules(data) + study_time(data)
+            + table(data) + "\n\n" + targets(data) + strength_schedules(means) + study_time(data)
             + "".join(f"- Side study `{tag}` (seeds {side['seeds']}, methods {', '.join(side['methods'])}): `ppo` vs "
                       f"the best non-learning method `{side['comparisons']['best_non_learning']}`: "
                       f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}{unrun_note(side['methods'])}"
@@ -424,8 +422,8 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
                       for tag, side in sides)
             + "\n"
             + (noise_floor(data, noise) if len(data["seeds"]) > 1 else "") +
-            "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n\n"
-            f"![strengths]({strengths_figure(None)})\n")
+            "\n\n![methods](learning_methods.png)\n\n![levels](learning_levels.png)\n"
+            + strengths_link(means, None))
 
 
 def replay_note(data: dict[str, Any]) -> str:
@@ -436,27 +434,34 @@ def replay_note(data: dict[str, Any]) -> str:
 
 def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
     """For ``ppo`` and ``ppo_replay`` where they ran, the mean strength offset their members took in each round:
-    an array of rounds, then per seed (rows) and over all seeds (the last row). The prior's centre is 0."""
+    an array of rounds, then per seed (rows) and their mean (the last row). The prior's centre is 0."""
     out = {}
     for m in ("ppo", REPLAY):
-        runs = data["schedules"].get(m) or []
-        try:
-            per_run = [strength_frequencies([run]) @ np.array(STRENGTHS, dtype=float) for run in runs]
-            out[m] = np.stack([*per_run, strength_frequencies(runs) @ np.array(STRENGTHS, dtype=float)])
-        except (KeyError, IndexError):  # did not run, or chose per-op levels (ppo before commit 6ffb51f)
+        runs = data["schedules"].get(m)
+        if not runs:
+            continue
+        try:  # the last row pools every member (the same mean, rounded as the replay's table is)
+            out[m] = np.stack([strength_frequencies(group) @ np.array(STRENGTHS, dtype=float)
+                               for group in ([[run] for run in runs] + [runs])])
+        except KeyError:  # chose per-op levels, not strength offsets (ppo before commit 6ffb51f)
             continue
     return out
 
 
-def strength_schedules(data: dict[str, Any]) -> str:
-    """Bullets for ``ppo`` and ``ppo_replay`` where they ran: the mean strength offset their members took in each round,
-    over seeds, so a reader sees the schedule a study's ppo found and the one it replayed."""
-    return "".join(f"- `{m}`'s mean strength offset per round: {', '.join(f'{x:+.2f}' for x in means[-1])}\n"
-                   for m, means in strength_means(data).items())
+def strength_schedules(means: dict[str, np.ndarray]) -> str:
+    """Bullets for ``strength_means``' methods: the mean strength offset their members took in each round, over
+    seeds, so a reader sees the schedule a study's ppo found and the one it replayed."""
+    return "".join(f"- `{m}`'s mean strength offset per round: {', '.join(f'{x:+.2f}' for x in rows[-1])}\n"
+                   for m, rows in means.items())
 
 
 def strengths_figure(tag: str | None) -> str:
     return f"learning_{tag}_strengths.png" if tag else "learning_strengths.png"
+
+
+def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:
+    """The section's link to ``plot_strengths``' figure, which exists only where ``strength_means`` found a schedule."""
+    return f"\n![strengths]({strengths_figure(tag)})\n" if means else ""
 
 
 def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
@@ -465,7 +470,7 @@ def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
     if not means:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    rounds = np.arange(1, means[next(iter(means))].shape[1] + 1)
+    rounds = np.arange(1, next(iter(means.values())).shape[1] + 1)
     for (m, values), colour in zip(means.items(), ("C0", "C1"), strict=False):
         ax.plot(rounds, values[:-1].T, color=colour, alpha=0.25, linewidth=1)
         ax.plot(rounds, values[-1], color=colour, linewidth=2.5, label=f"{m} (mean of {len(values) - 1} seeds)")

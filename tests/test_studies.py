@@ -265,7 +265,7 @@ def test_a_study_lists_and_plots_the_strength_schedules_ppo_found_and_replayed(t
     menu = dict(zip(STRENGTHS, (levels for levels, _ in STRENGTH_MENU.values()), strict=True))
     schedules = {m: [[{"levels": [[menu[o][op] for op in OPS] for o in members]} for members in run] for run in runs]
                  for m, runs in offsets.items()}
-    text = learning.strength_schedules({"schedules": {**schedules, "prior": []}})
+    text = learning.strength_schedules(learning.strength_means({"schedules": {**schedules, "prior": []}}))
     # per round, the mean over runs and members: ppo (0+0-1+0)/4 and (1+2+2+2)/4; the replay -2 and 0.5
     assert text == ("- `ppo`'s mean strength offset per round: -0.25, +1.75\n"
                     "- `ppo_replay`'s mean strength offset per round: -2.00, +0.50\n")
