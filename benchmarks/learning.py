@@ -343,7 +343,7 @@ def side_report(data: dict[str, Any], tag: str) -> str:
     targeted = {PREFLIGHT, *(f"{learner}_vs_{other}" for learner, control in CONTROLS.items()
                              for other in ("best_non_learning", control))}
     gaps = "".join(f"- `{name}`: {fmt_gap(gap)} points\n" for name, gap in data["comparisons"].items()
-                   if isinstance(gap, dict) and name not in targeted)
+                   if isinstance(gap, dict) and name not in targeted) + other_non_learning_gaps(data)
     return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/{study_file(tag)}) on {m['cpu']}, "
             f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
             f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
@@ -352,6 +352,16 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
             + strength_schedules(means) + study_time(data) + strengths_link(means, tag))
+
+
+def other_non_learning_gaps(data: dict[str, Any]) -> str:
+    """Bullets for each learner's paired gap to the non-learning methods its targets do not name (all but the best
+    one and its frozen prior), so a side study's every comparison is printed, not worked out by hand."""
+    methods, best = data["methods"], data["comparisons"].get("best_non_learning")
+    f1 = {name: m["test_mean_f1"] for name, m in methods.items()}
+    return "".join(f"- `{learner}` vs `{m}`: {fmt_gap(paired(f1[learner], f1[m]))} points\n"
+                   for learner, control in CONTROLS.items() if learner in methods
+                   for m in NON_LEARNING if m in methods and m not in (best, control))
 
 
 def env_options(data: dict[str, Any]) -> str:

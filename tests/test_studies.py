@@ -320,7 +320,8 @@ def test_map_runs_keeps_task_order_in_workers_counts_runs_and_raises_a_failed_ta
 
 
 def test_a_side_study_of_a_learner_states_its_targets_with_verdicts():
-    f1 = {"ppo": [0.52, 0.53, 0.55], "prior": [0.50, 0.51, 0.54], "randaugment": [0.515, 0.52, 0.535]}
+    f1 = {"ppo": [0.52, 0.53, 0.55], "prior": [0.50, 0.51, 0.54], "randaugment": [0.515, 0.52, 0.535],
+          "none": [0.40, 0.41, 0.43]}
     methods = {name: {"test_mean_f1": v, "test_fp_rate": [0.1] * 3, "compute_inner_steps": 96}
                for name, v in f1.items()}
     data = {"sizes": {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600},
@@ -332,3 +333,6 @@ def test_a_side_study_of_a_learner_states_its_targets_with_verdicts():
     assert "method `randaugment` (target >= +1, interval above 0): **+1.00 [-0.24" in text
     assert text.count("NOT met") == 1 and "`ppo` vs its frozen prior `prior`" in text
     assert "Pre-flight" not in text and "`ppo_vs_prior`" not in text  # no oracle ran; no gap listed twice
+    # the one non-learning method the targets do not name gets its own paired gap: +12, +12, +12 points
+    assert "- `ppo` vs `none`: +12.00 [+12.00, +12.00] (per seed: +12.00, +12.00, +12.00) points\n" in text
+    assert "`ppo` vs `randaugment`:" not in text and "`ppo` vs `prior`:" not in text
