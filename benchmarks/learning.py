@@ -47,7 +47,13 @@ from adaptive_de.data import load  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
-from agents.population import STRENGTHS, play_method, strength_frequencies  # noqa: E402
+from agents.population import (  # noqa: E402
+    PRIOR_MODE,
+    STRENGTHS,
+    play_method,
+    strength_frequencies,
+    strength_levels,
+)
 from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
@@ -65,13 +71,25 @@ from benchmarks.runs import (  # noqa: E402
 
 LEARNERS = ("ppo", "ppo_levels")
 CONTROLS = {"ppo": "prior", "ppo_levels": "prior_levels"}  # each learner's frozen prior: learning vs selection
-NON_LEARNING = ("prior", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none")
+
+
+def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
+    """The ``fixed:`` agent spec of constant ``levels`` (op -> level; an op not named is off) and sampling mode."""
+    return "fixed:" + ",".join(str(levels.get(op, 0)) for op in OPS) + f",{mode}"
+
+
+# ppo's menu held constant: every member trains one strength offset for the whole run (exploit only). ppo against
+# the best of them asks whether its schedule beats the best single choice it could have made; run on request.
+STRENGTH_SPECS = {f"strength{offset:+d}": fixed_spec(strength_levels(offset), PRIOR_MODE)
+                  for offset in STRENGTHS if offset}
+NON_LEARNING = ("prior", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none",
+                *STRENGTH_SPECS)
 ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
 PREFLIGHT = "preflight_oracle_vs_best_fixed"  # the comparisons key of the pre-flight target
-ORACLE_SPEC = "fixed:" + ",".join(str(MATCHED_LEVELS.get(op, 0)) for op in OPS) + ",uniform"
+ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
 # ppo_levels and prior_levels (the per-op learner and its control) and pbt_tune (Ray Tune's PBT) run on request.
@@ -102,7 +120,7 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     else:
         population = PopulationEnv(preset, **{**env, "seed": seed})
         test = load(population.config.data, "test", size=population.reference.image_size)
-        specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}"}
+        specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}", **STRENGTH_SPECS}
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     print(f"{method:>15} seed {seed}: test mean F1 {100 * row['test_mean_f1']:.2f} "

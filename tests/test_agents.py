@@ -150,6 +150,18 @@ def test_strength_menu_shifts_every_scaled_op_from_the_prior():
             assert levels[op] == expected, (offset, op)
 
 
+def test_strength_constants_train_one_item_of_ppos_menu_in_every_member(env):
+    from benchmarks.learning import NON_LEARNING, STRENGTH_SPECS
+
+    assert sorted(STRENGTH_SPECS) == ["strength+1", "strength+2", "strength-1", "strength-2"]
+    assert set(STRENGTH_SPECS) <= set(NON_LEARNING)  # they count towards the best non-learning method
+    obs = env.reset()
+    for offset in (-2, -1, 1, 2):
+        actions = make_agent(STRENGTH_SPECS[f"strength{offset:+d}"], env).predict(obs)[0]
+        assert (offsets_of(actions) == offset).all()
+        assert (actions[:, -1] == 0).all()  # uniform sampling, as ppo's menu has it
+
+
 def offsets_of(actions: np.ndarray) -> np.ndarray:
     """The strength offset of each action (a row of the menu's MultiDiscrete actions)."""
     menu = [np.array([levels[op] for op in OPS]) for levels, _ in STRENGTH_MENU.values()]
