@@ -492,20 +492,31 @@ def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:
     return f"\n![strengths]({strengths_figure(tag)})\n" if means else ""
 
 
+def held_strengths(methods: dict[str, Any]) -> dict[str, int]:
+    """The ``strength+K`` methods (ppo's menu held constant) among ``methods``, with their offsets K."""
+    return {m: int(m.removeprefix("strength")) for m in STRENGTH_SPECS if m in methods}
+
+
 def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
-    """The strength offset ``ppo`` (and ``ppo_replay``) chose per round: each seed thin, their mean thick."""
+    """The strength offset ``ppo`` (and ``ppo_replay``) chose per round, each seed thin and their mean thick, beside
+    the offsets held all run by the study's ``strength+K`` methods; every label gives the method's test mean F1."""
     means = strength_means(data)
     if not means:
         return
+    score = {m: f"{100 * np.mean(v['test_mean_f1']):.1f}% test F1" for m, v in data["methods"].items()}
     fig, ax = plt.subplots(figsize=(6, 3.5))
     rounds = np.arange(1, next(iter(means.values())).shape[1] + 1)
     for (m, values), colour in zip(means.items(), ("C0", "C1"), strict=False):
         ax.plot(rounds, values[:-1].T, color=colour, alpha=0.25, linewidth=1)
-        ax.plot(rounds, values[-1], color=colour, linewidth=2.5, label=f"{m} (mean of {len(values) - 1} seeds)")
+        ax.plot(rounds, values[-1], color=colour, linewidth=2.5,
+                label=f"{m} (mean of {len(values) - 1} seeds), {score[m]}")
+    for (m, offset), colour in zip(held_strengths(data["methods"]).items(), ("C2", "C3", "C4", "C5"), strict=False):
+        ax.axhline(offset, color=colour, linestyle="--", linewidth=1.5, label=f"{m} held all run, {score[m]}")
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set(xlabel="round", ylabel="strength offset (members' mean)", ylim=(min(STRENGTHS), max(STRENGTHS)),
-           title=f"Strength chosen per round, {env_options(data).replace('`', '')}")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set(xlabel="round", ylabel="strength offset (members' mean)",
+           ylim=(min(STRENGTHS) - 0.1, max(STRENGTHS) + 0.1))
+    ax.set_title(f"Strength chosen per round, {env_options(data).replace('`', '')}", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
     save_figure(fig, strengths_figure(tag), folder=out)
 
 

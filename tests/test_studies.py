@@ -272,7 +272,10 @@ def test_a_study_lists_and_plots_the_strength_schedules_ppo_found_and_replayed(t
     # one row per seed, then their mean: ppo's first run took (0, 0) then (1, 2), its second (-1, 0) then (2, 2)
     np.testing.assert_allclose(learning.strength_means({"schedules": schedules})["ppo"],
                                [[0.0, 1.5], [-0.5, 2.0], [-0.25, 1.75]])
-    learning.plot_strengths({"schedules": schedules, "env": {"data": "synth:shift=0"}}, tmp_path, "side")
+    methods = {m: {"test_mean_f1": [0.5, 0.6]} for m in ("ppo", learning.REPLAY, "prior", "strength+1", "strength-2")}
+    assert learning.held_strengths(methods) == {"strength+1": 1, "strength-2": -2}
+    learning.plot_strengths({"schedules": schedules, "methods": methods, "env": {"data": "synth:shift=0"}}, tmp_path,
+                            "side")
     assert (tmp_path / "learning_side_strengths.png").read_bytes()[:4] == b"\x89PNG"
 
 
