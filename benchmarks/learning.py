@@ -80,8 +80,8 @@ def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
 
 # ppo's menu held constant: every member trains one strength offset for the whole run (exploit only). ppo against
 # the best of them asks whether its schedule beats the best single choice it could have made; run on request.
-STRENGTH_SPECS = {f"strength{offset:+d}": fixed_spec(strength_levels(offset), PRIOR_MODE)
-                  for offset in STRENGTHS if offset}
+HELD_STRENGTHS = {f"strength{offset:+d}": offset for offset in STRENGTHS if offset}  # method -> its offset
+STRENGTH_SPECS = {m: fixed_spec(strength_levels(offset), PRIOR_MODE) for m, offset in HELD_STRENGTHS.items()}
 NON_LEARNING = ("prior", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none",
                 *STRENGTH_SPECS)
 ORACLE = "oracle"
@@ -494,7 +494,7 @@ def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:
 
 def held_strengths(methods: dict[str, Any]) -> dict[str, int]:
     """The ``strength+K`` methods (ppo's menu held constant) among ``methods``, with their offsets K."""
-    return {m: int(m.removeprefix("strength")) for m in STRENGTH_SPECS if m in methods}
+    return {m: offset for m, offset in HELD_STRENGTHS.items() if m in methods}
 
 
 def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
