@@ -8,6 +8,8 @@ name               agent
 =================  =====================================================================
 ppo                PPO over one magnitude for every op (an offset from the prior's levels), from its prior
 prior              that prior, frozen (ppo's control: exploit only)
+ppo_flat           ppo from a flat prior over the strengths
+prior_flat         that flat prior, frozen (ppo_flat's control)
 replay:FILE        ppo's per-round strength frequencies from a finished study, replayed without learning
 ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
 prior_levels       that per-op prior, frozen (ppo_levels's control)
@@ -28,12 +30,22 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
-from agents.population import GridAgent, LevelsPriorAgent, PBTAgent, PriorAgent, ReplayAgent, run_population
-from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOLevelsAgent, SB3Agent
+from agents.population import (
+    FlatPriorAgent,
+    GridAgent,
+    LevelsPriorAgent,
+    PBTAgent,
+    PriorAgent,
+    ReplayAgent,
+    run_population,
+)
+from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOFlatAgent, PPOLevelsAgent, SB3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
     "prior": PriorAgent,
+    "ppo_flat": PPOFlatAgent,
+    "prior_flat": FlatPriorAgent,
     "replay": ReplayAgent,
     "ppo_levels": PPOLevelsAgent,
     "prior_levels": LevelsPriorAgent,
@@ -47,8 +59,8 @@ AGENTS: dict[str, type[Agent]] = {
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-AGENT_FORMS = ("ppo, prior, replay:FILE, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, random, none, "
-               "randaugment, trivialaugment, fixed:L1,...,L16[,MODE]")
+AGENT_FORMS = ("ppo, prior, ppo_flat, prior_flat, replay:FILE, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, "
+               "random, none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]")
 
 
 ARGUMENTS = {"fixed": "levels", "replay": "source"}  # agents named with an argument: the option it fills
@@ -71,7 +83,7 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
     return cls(env, seed=seed, **options)
 
 
-__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "GridAgent", "LevelsPriorAgent",
-           "NoneAgent", "PBTAgent", "PPOAgent", "PPOLevelsAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent",
-           "ReplayAgent", "SB3Agent", "TrivialAugmentAgent",
+__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "FlatPriorAgent", "GridAgent",
+           "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOLevelsAgent", "PriorAgent",
+           "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

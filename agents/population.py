@@ -9,6 +9,8 @@ method          actions
 ppo             learned during the run over one magnitude (``STRENGTH_MENU``: an offset of every op's
                 level from the prior's centre), starting from its prior (``agents.sb3.PPOAgent``)
 prior           drawn from ``ppo``'s prior every round, never updated (what PPO starts from: exploit only)
+ppo_flat        ``ppo`` starting from a flat prior over the strengths instead (``agents.sb3.PPOFlatAgent``)
+prior_flat      that flat prior, frozen: every member's strength drawn uniformly every round (its control)
 replay          drawn every round from how often a finished study's ``ppo`` chose each strength in that
                 round (on other seeds): ppo's typical schedule without its in-run learning
 ppo_levels      learned during the run over every op's level and the sampling mode, starting from
@@ -90,6 +92,11 @@ def strength_prior_logits() -> list[np.ndarray]:
     return [logits - np.logaddexp.reduce(logits)]
 
 
+def flat_strength_logits() -> list[np.ndarray]:
+    """A flat prior over the strengths (one action dimension): every offset equally likely."""
+    return [np.full(len(STRENGTHS), -np.log(len(STRENGTHS)))]
+
+
 # best_fixed's candidates (levels in OPS order, then the sampling mode's index): no candidate knows the test shift.
 GRID: dict[str, list[int]] = {
     "geometric": [3, 3, 2, 2, 0, 4] + [0] * 10 + [0],
@@ -124,16 +131,24 @@ class PriorAgent(SeededAgent):
     """``ppo``'s prior, frozen: every member's strength offset drawn from it every round (``ppo``'s control)."""
 
     agent_name = "prior"
+    logits = staticmethod(strength_prior_logits)  # the strength prior it draws from
 
     def __init__(self, env: Any, *, seed: int = 0):
         super().__init__(env, name=self.agent_name, seed=seed)
 
     def sample(self) -> np.ndarray:
-        offset = self.rng.choice(len(STRENGTHS), p=np.exp(strength_prior_logits()[0]))
+        offset = self.rng.choice(len(STRENGTHS), p=np.exp(self.logits()[0]))
         return menu_actions(STRENGTH_MENU)[offset]
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self._batched(observation, self.sample), None
+
+
+class FlatPriorAgent(PriorAgent):
+    """The flat strength prior, frozen: every member's offset drawn uniformly every round (``ppo_flat``'s control)."""
+
+    agent_name = "prior_flat"
+    logits = staticmethod(flat_strength_logits)
 
 
 class LevelsPriorAgent(PriorAgent):

@@ -17,8 +17,8 @@ no agent can show a 1-point gain at these sizes.
 Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate`` per seed,
 ``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
 gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels,strengths}.png``, or
-with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where ppo or
-ppo_replay ran: the strength offset chosen per round); with ``--out docs`` also the RESULTS.md section.
+with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where ppo,
+ppo_flat or ppo_replay ran: the strength offset chosen per round); with ``--out docs`` also the RESULTS.md section.
 ``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
 re-renders the plots and the section from ``OUT/learning.json`` (with ``--tag T``, a side study's table
@@ -69,8 +69,9 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo", "ppo_levels")
-CONTROLS = {"ppo": "prior", "ppo_levels": "prior_levels"}  # each learner's frozen prior: learning vs selection
+LEARNERS = ("ppo", "ppo_flat", "ppo_levels")
+# each learner's frozen prior: learning vs selection
+CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_levels": "prior_levels"}
 
 
 def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
@@ -82,17 +83,19 @@ def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
 # the best of them asks whether its schedule beats the best single choice it could have made; run on request.
 HELD_STRENGTHS = {f"strength{offset:+d}": offset for offset in STRENGTHS if offset}  # method -> its offset
 STRENGTH_SPECS = {m: fixed_spec(strength_levels(offset), PRIOR_MODE) for m, offset in HELD_STRENGTHS.items()}
-NON_LEARNING = ("prior", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment", "none",
-                *STRENGTH_SPECS)
+NON_LEARNING = ("prior", "prior_flat", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment",
+                "none", *STRENGTH_SPECS)
 ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
+STRENGTH_CHOOSERS = ("ppo", "ppo_flat", REPLAY)  # the methods whose schedules move over ppo's strength menu
 PREFLIGHT = "preflight_oracle_vs_best_fixed"  # the comparisons key of the pre-flight target
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
-# ppo_levels and prior_levels (the per-op learner and its control) and pbt_tune (Ray Tune's PBT) run on request.
+# ppo_levels and prior_levels (the per-op learner and its control), ppo_flat and prior_flat (ppo from a flat prior and
+# its control) and pbt_tune (Ray Tune's PBT) run on request.
 DEFAULT_METHODS = ("ppo", "prior", "pbt", "best_fixed", "trivialaugment", "randaugment", "none", ORACLE)
 STUDY_MINUTES = 100  # the issue-12 target for 3 seeds on the 2-core CPU
 SECTION = "Learning quality: the agent in a population run vs fixed recipes at equal compute (issue 12)"
@@ -461,10 +464,10 @@ def replay_note(data: dict[str, Any]) -> str:
 
 
 def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
-    """For ``ppo`` and ``ppo_replay`` where they ran, the mean strength offset their members took in each round:
+    """For ``STRENGTH_CHOOSERS`` where they ran, the mean strength offset their members took in each round:
     an array of rounds, then per seed (rows) and their mean (the last row). The prior's centre is 0."""
     out = {}
-    for m in ("ppo", REPLAY):
+    for m in STRENGTH_CHOOSERS:
         runs = data["schedules"].get(m)
         if not runs:
             continue
@@ -498,7 +501,7 @@ def held_strengths(methods: dict[str, Any]) -> dict[str, int]:
 
 
 def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
-    """The strength offset ``ppo`` (and ``ppo_replay``) chose per round, each seed thin and their mean thick, beside
+    """The strength offset ``STRENGTH_CHOOSERS`` chose per round, each seed thin and their mean thick, beside
     the offsets held all run by the study's ``strength+K`` methods; every label gives the method's test mean F1."""
     means = strength_means(data)
     if not means:
@@ -506,7 +509,7 @@ def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
     score = {m: f"{100 * np.mean(v['test_mean_f1']):.1f}% test F1" for m, v in data["methods"].items()}
     fig, ax = plt.subplots(figsize=(6, 3.5))
     rounds = np.arange(1, next(iter(means.values())).shape[1] + 1)
-    for (m, values), colour in zip(means.items(), ("C0", "C1"), strict=False):
+    for (m, values), colour in zip(means.items(), ("C0", "C1", "C6"), strict=False):
         ax.plot(rounds, values[:-1].T, color=colour, alpha=0.25, linewidth=1)
         ax.plot(rounds, values[-1], color=colour, linewidth=2.5,
                 label=f"{m} (mean of {len(values) - 1} seeds), {score[m]}")

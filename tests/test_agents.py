@@ -32,12 +32,13 @@ def env():
 
 
 def test_registry_and_specs():
-    assert {"ppo", "prior", "ppo_levels", "prior_levels", "a2c", "dqn", "pbt", "best_fixed", "random", "none",
-            "randaugment", "trivialaugment", "fixed", "replay"} <= set(AGENTS)
-    assert agent_class("ppo")[0].learns and not agent_class("prior")[0].learns
+    assert {"ppo", "prior", "ppo_flat", "prior_flat", "ppo_levels", "prior_levels", "a2c", "dqn", "pbt", "best_fixed",
+            "random", "none", "randaugment", "trivialaugment", "fixed", "replay"} <= set(AGENTS)
+    assert all(agent_class(name)[0].learns for name in ("ppo", "ppo_flat", "ppo_levels"))
+    assert not any(agent_class(name)[0].learns for name in ("prior", "prior_flat", "prior_levels"))
     assert agent_class(f"fixed:{FIXED}") == (AGENTS["fixed"], FIXED)
     for bad in ("sac", "fixed", "replay", "ppo:3"):
-        with pytest.raises(UserError, match="choose one of: ppo, prior, replay:FILE, ppo_levels"):
+        with pytest.raises(UserError, match="choose one of: ppo, prior, ppo_flat, prior_flat, replay:FILE"):
             agent_class(bad)
 
 
@@ -169,14 +170,19 @@ def offsets_of(actions: np.ndarray) -> np.ndarray:
                      for a in actions])
 
 
-def test_prior_samples_its_strength_prior_and_ppo_starts_there(env):
-    probabilities = np.exp(strength_prior_logits()[0])
-    assert probabilities.sum() == pytest.approx(1.0) and STRENGTHS[int(np.argmax(probabilities))] == 0
-    prior = make_agent("prior", env, seed=0)
+STRENGTH_LEARNERS = [("ppo", "prior", np.exp(strength_prior_logits()[0])),
+                     ("ppo_flat", "prior_flat", np.full(len(STRENGTHS), 1 / len(STRENGTHS)))]
+
+
+@pytest.mark.parametrize(("learner", "control", "probabilities"), STRENGTH_LEARNERS, ids=["ppo", "ppo_flat"])
+def test_each_strength_prior_samples_its_probabilities_and_its_learner_starts_there(env, learner, control,
+                                                                                   probabilities):
+    assert probabilities.sum() == pytest.approx(1.0) and probabilities[STRENGTHS.index(0)] == probabilities.max()
+    prior = make_agent(control, env, seed=0)
     draws = offsets_of(np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)]))
     counts = np.array([(draws == k).mean() for k in STRENGTHS])
     np.testing.assert_allclose(counts, probabilities, atol=0.03)  # ~4 sigma at n = 4500
-    ppo = make_agent("ppo", env, seed=0)
+    ppo = make_agent(learner, env, seed=0)
     obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
     dist = ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution
     np.testing.assert_allclose(dist.probs.detach().numpy(), probabilities[None].repeat(5, 0), atol=1e-6)
@@ -201,9 +207,10 @@ class RotationBandit(gym.Env):
         return np.full(4, 0.5, dtype=np.float32), float(action[OPS.index("rotate")] - 2), False, False, {}
 
 
-def test_ppo_moves_towards_the_rewarded_strength():
+@pytest.mark.parametrize(("learner", "control", "probabilities"), STRENGTH_LEARNERS, ids=["ppo", "ppo_flat"])
+def test_each_strength_learner_moves_towards_the_rewarded_strength(learner, control, probabilities):
     venv = DummyVecEnv([RotationBandit] * 4)
-    ppo = make_agent("ppo", venv, seed=0)
+    ppo = make_agent(learner, venv, seed=0)
     obs = np.full((1, 4), 0.5, dtype=np.float32)
 
     def strong() -> float:  # probability of a stronger recipe than the prior's
@@ -213,7 +220,7 @@ def test_ppo_moves_towards_the_rewarded_strength():
     before = strong()
     ppo.learn(RotationBandit.rounds * venv.num_envs)
     after = strong()
-    assert before == pytest.approx(np.exp(strength_prior_logits()[0])[3:].sum(), abs=1e-6) and after > before + 0.2
+    assert before == pytest.approx(probabilities[np.array(STRENGTHS) > 0].sum(), abs=1e-6) and after > before + 0.2
 
 
 def write_study(path, offsets_per_run, seeds):
