@@ -9,7 +9,17 @@ import pytest
 from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
 from agents.population import STRENGTH_MENU, STRENGTHS
-from benchmarks import default_run, gpu_report, learning, reward_signal, rewards_study, runs, train_speed
+from benchmarks import (
+    default_run,
+    gpu_report,
+    learning,
+    reward_signal,
+    rewards_study,
+    runs,
+    strength_bandit,
+    train_speed,
+)
+from envs.wrappers import menu_actions
 
 
 def scores(*values):
@@ -90,6 +100,36 @@ def test_reward_signal_separates_the_recipes_gap_from_the_noise_within_a_pair():
     assert reward_signal.analyse([seed(-1.0, 3.0)])["comparisons_needed"] is None  # no gain: never told apart
 
 
+def test_strength_bandit_rewards_are_each_offsets_mean_centred_within_the_round():
+    means = [0.0, 1.0, 2.0, 3.0, 4.0]
+    bandit = strength_bandit.StrengthBandit(means, rounds=2, sigma=0.0)
+    menu = menu_actions(STRENGTH_MENU)
+    bandit.reset()
+    _, rewards, dones, _ = bandit.step(np.stack([menu[k] for k in (0, 1, 4, 4)]))
+    np.testing.assert_allclose(rewards, np.array([0.0, 1.0, 4.0, 4.0]) - 2.25)  # the mean of 0, 1, 4, 4
+    assert not dones.any()
+    _, _, dones, infos = bandit.step(np.stack([menu[2]] * 4))
+    assert dones.all() and "terminal_observation" in infos[0] and bandit.round == 0
+    np.testing.assert_array_equal(np.array(bandit.chosen), [[0, 1, 4, 4], [2, 2, 2, 2]])
+    noisy = strength_bandit.StrengthBandit(means, members=400, sigma=1.0)
+    noisy.reset()
+    _, rewards, _, _ = noisy.step(np.stack([menu[2]] * 400))  # one offset for all: only the noise remains
+    assert abs(rewards.sum()) < 1e-3 and 0.85 < rewards.std() < 1.15
+
+
+def test_strength_bandit_reports_each_learners_late_value_with_its_interval(tmp_path):
+    data = strength_bandit.measure(3)
+    for scenario, means in strength_bandit.SCENARIOS.items():
+        for learner in strength_bandit.LEARNERS:
+            row = data["results"][scenario][learner]
+            assert len(row["offset_per_round"]) == strength_bandit.ROUNDS and len(row["late_value_per_run"]) == 3
+            assert min(means) <= min(row["value_per_round"]) and max(row["value_per_round"]) <= max(means)
+    text = strength_bandit.report(data)
+    assert "| +2 best (-0.8, -0.4, +0.0, +0.4, +0.8) | +0.80 |" in text and text.count("[") >= 6
+    strength_bandit.plot(data, tmp_path)
+    assert (tmp_path / "strength_bandit.png").stat().st_size > 0
+
+
 def test_default_run_report_meets_the_target_only_within_15_minutes():
     data = {"machine": {"cpu": "CPU X", "cores": 2, "load_average_1min": 0.1}, "command": "run --agent ppo",
             "target_minutes": 15, "wall_seconds": 14.5 * 60,
@@ -141,7 +181,7 @@ def test_gpu_report_formats_the_files_and_names_what_did_not_run(tmp_path, monke
     assert text.count("not run") == 1  # only the augmentation benchmark is missing
 
 
-@pytest.mark.parametrize("module", [learning, gpu_report, train_speed])
+@pytest.mark.parametrize("module", [learning, gpu_report, train_speed, strength_bandit])
 def test_study_modules_document_their_command(module):
     assert f"python -m {module.__name__}" in module.__doc__
 

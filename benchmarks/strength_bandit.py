@@ -1,0 +1,182 @@
+"""How far can a strength learner get in one run? ``ppo`` and ``ppo_flat`` on a simulated bandit at the measured noise.
+
+    python -m benchmarks.strength_bandit [--runs 80] [--quick] [--report]
+
+A design check that touches no task data: it stands in for a population run at the learning study's sizes (4
+members x 8 rounds) with a bandit over ``ppo``'s strength menu. Each round, every member's reward is the mean
+reward of the offset it chose plus Gaussian noise of ``SIGMA`` points (one member's round-reward noise measured by
+``benchmarks.reward_signal``), minus the round's mean over members (the population's group-relative reward). The
+scenarios set how the mean reward grows with the offset: by ``STEP`` points per offset towards +2 or towards -2
+(the main task's late schedule and the task without shift), or peaked at +1 (where a constant +1 did best).
+
+Each learner runs ``--runs`` times per scenario on its own seeds. Reported per round: the members' mean offset
+and the mean reward of what they chose (relative to offset 0, so the prior's centre scores 0 and the best offset
+``max(means)``); in rounds 5-8, that value's mean and 95% interval over runs.
+
+Writes docs/strength_bandit.json, docs/strength_bandit.png and a RESULTS.md section (``--quick``: 5 runs into
+runs/strength-bandit-quick/; ``--report`` re-renders the plot and section from the JSON).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import matplotlib
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from adaptive_de.augment import MAX_LEVEL, OPS  # noqa: E402
+from adaptive_de.errors import run_cli  # noqa: E402
+from agents import make_agent  # noqa: E402
+from agents.population import STRENGTH_MENU, STRENGTHS  # noqa: E402
+from benchmarks.runs import DOCS, mean_ci95, save_figure, study_parser, update_results_section, write_json  # noqa: E402
+from envs.face_parsing import SAMPLING_MODES  # noqa: E402
+from envs.wrappers import menu_actions  # noqa: E402
+
+MEMBERS, ROUNDS = 4, 8  # the learning study's population (docs/learning.json "sizes")
+SIGMA = 1.04  # one member's round-reward noise, points (docs/reward_signal.json "analysis.sigma")
+STEP = 0.4  # mean reward per offset step, points: half the oracle-vs-prior signal per round (+0.81)
+SCENARIOS = {"+2 best": [STEP * k for k in STRENGTHS], "-2 best": [-STEP * k for k in STRENGTHS],
+             "+1 best": [-2 * STEP, -STEP, 0.0, STEP, STEP / 2]}
+LEARNERS = ("ppo", "ppo_flat")
+LATE = slice(ROUNDS // 2, ROUNDS)  # rounds 5-8: where the learner's moves have had time to count
+SECTION = "Strength learners on a simulated bandit (issue 12 design check)"
+
+
+class StrengthBandit(VecEnv):
+    """``members`` members choosing ``STRENGTH_MENU`` actions for ``rounds`` rounds; each member's reward is its
+    offset's mean reward plus noise of std ``sigma``, minus the round's mean (group-relative, as in
+    ``envs.PopulationEnv``). ``chosen`` keeps the offsets' indices (rounds x members)."""
+
+    render_mode = None
+
+    def __init__(self, means: list[float], *, members: int = MEMBERS, rounds: int = ROUNDS, sigma: float = SIGMA,
+                 seed: int = 0):
+        action_space = gym.spaces.MultiDiscrete([MAX_LEVEL + 1] * len(OPS) + [len(SAMPLING_MODES)])
+        super().__init__(members, gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32), action_space)
+        self.means, self.rounds, self.sigma = np.asarray(means, dtype=float), rounds, sigma
+        self.rng = np.random.default_rng(seed)
+        self.offsets = {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
+        self.round, self.chosen, self._actions = 0, [], None
+
+    def _observations(self) -> np.ndarray:  # the run's progress, as PopulationEnv's first feature
+        return np.full((self.num_envs, 1), self.round / self.rounds, dtype=np.float32)
+
+    def reset(self) -> np.ndarray:
+        self.round = 0
+        return self._observations()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        chosen = np.array([self.offsets[tuple(a[:len(OPS)])] for a in self._actions])
+        self.chosen.append(chosen)
+        rewards = self.means[chosen] + self.sigma * self.rng.standard_normal(self.num_envs)
+        self.round += 1
+        done = self.round == self.rounds
+        observations = self._observations()
+        infos = [{"terminal_observation": o} if done else {} for o in observations]
+        if done:
+            observations = self.reset()
+        return observations, (rewards - rewards.mean()).astype(np.float32), np.full(self.num_envs, done), infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name)] * self.num_envs
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list[Any]:
+        return [None] * self.num_envs
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * self.num_envs
+
+
+def play(learner: str, means: list[float], seed: int) -> np.ndarray:
+    """One run of ``learner`` on the bandit: the offsets' indices its members chose (rounds x members)."""
+    bandit = StrengthBandit(means, seed=seed)
+    make_agent(learner, bandit, seed=seed).learn(ROUNDS * MEMBERS)
+    return np.array(bandit.chosen[:ROUNDS])
+
+
+def measure(runs: int) -> dict[str, Any]:
+    """Every learner's ``runs`` runs per scenario: per round its members' mean offset and mean chosen reward (over
+    runs), and per run its mean chosen reward in rounds 5-8."""
+    results: dict[str, Any] = {}
+    for scenario, means in SCENARIOS.items():
+        for learner in LEARNERS:
+            chosen = np.stack([play(learner, means, seed) for seed in range(runs)])  # runs x rounds x members
+            value = np.asarray(means)[chosen].mean(axis=2)
+            late = value[:, LATE].mean(axis=1)
+            results.setdefault(scenario, {})[learner] = {
+                "offset_per_round": np.asarray(STRENGTHS)[chosen].mean(axis=(0, 2)).tolist(),
+                "value_per_round": value.mean(axis=0).tolist(), "late_value_per_run": late.tolist()}
+            print(f"{scenario}, {learner}: rounds 5-8 value {late.mean():+.3f}", flush=True)
+    return {"members": MEMBERS, "rounds": ROUNDS, "sigma": SIGMA, "runs": runs, "scenarios": SCENARIOS,
+            "results": results}
+
+
+def late_value(row: dict[str, Any]) -> str:
+    mean, ci = mean_ci95(row["late_value_per_run"])
+    return f"{mean:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def report(data: dict[str, Any]) -> str:
+    rows = ["| scenario (mean reward per offset -2..+2) | best | " + " | ".join(f"`{m}`" for m in LEARNERS) + " |",
+            "|---|---|" + "---|" * len(LEARNERS)]
+    for scenario, means in data["scenarios"].items():
+        rows.append(f"| {scenario} ({', '.join(f'{x:+.1f}' for x in means)}) | {max(means):+.2f} | "
+                    + " | ".join(late_value(data["results"][scenario][m]) for m in LEARNERS) + " |")
+    return (f"Written by `python -m benchmarks.strength_bandit` (docs/strength_bandit.json): {data['runs']} runs per "
+            f"learner and scenario, {data['members']} members x {data['rounds']} rounds, reward noise "
+            f"{data['sigma']} points per member, rewards centred within each round. No task data: this chose "
+            "`ppo_flat`'s design before its study ran.\n\n"
+            "Mean reward of the offsets chosen in rounds 5-8 (relative to offset 0, the peaked prior's centre; mean "
+            "[95% CI] over runs):\n\n" + "\n".join(rows) + "\n\n![strength bandit](strength_bandit.png)\n")
+
+
+def plot(data: dict[str, Any], out: Path) -> None:
+    fig, axes = plt.subplots(1, len(data["scenarios"]), figsize=(3.6 * len(data["scenarios"]), 3.2), sharey=True)
+    rounds = np.arange(1, data["rounds"] + 1)
+    for ax, (scenario, rows) in zip(axes, data["results"].items(), strict=True):
+        for learner, colour in zip(LEARNERS, ("C0", "C6"), strict=True):
+            ax.plot(rounds, rows[learner]["offset_per_round"], color=colour, marker="o", label=learner)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set(title=scenario, xlabel="round", ylim=(min(STRENGTHS), max(STRENGTHS)))
+    axes[0].set_ylabel("members' mean strength offset")
+    axes[0].legend(fontsize=8)
+    save_figure(fig, "strength_bandit.png", folder=out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
+    parser.add_argument("--runs", type=int, default=80, help="runs per learner and scenario (default 80)")
+    parser.add_argument("--report", action="store_true",
+                        help="only re-render the plot and RESULTS section from docs/strength_bandit.json")
+    args = parser.parse_args(argv)
+    out = Path("runs/strength-bandit-quick") if args.quick else DOCS
+    if args.report:
+        data = json.loads((out / "strength_bandit.json").read_text())
+    else:
+        data = measure(5 if args.quick else args.runs)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json("strength_bandit.json", data, folder=out)
+    plot(data, out)
+    print(report(data))
+    if out == DOCS:
+        update_results_section(SECTION, report(data))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
