@@ -21,7 +21,6 @@ preset, one seed, into runs/reward-signal-quick/; ``--report`` re-renders the pl
 """
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
@@ -44,10 +43,9 @@ from benchmarks.runs import (  # noqa: E402
     apply_threads,
     map_runs,
     mean_ci95,
+    publish_study,
     save_figure,
     study_parser,
-    update_results_section,
-    write_json,
 )
 from envs.wrappers import menu_actions  # noqa: E402
 
@@ -149,17 +147,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="only re-render the plot and RESULTS section from docs/reward_signal.json")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
-    out = Path("runs/reward-signal-quick") if args.quick else DOCS
-    if args.report:
-        data = json.loads((out / "reward_signal.json").read_text())
-    else:
-        data = measure(*(("smoke", {}, [0]) if args.quick else ("cpu", dict(SIZES), args.seeds)), jobs=args.jobs)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json("reward_signal.json", data, folder=out)
-    plot(data, out)
-    print(report(data))
-    if out == DOCS:
-        update_results_section(SECTION, report(data))
+    sizes = ("smoke", {}, [0]) if args.quick else ("cpu", dict(SIZES), args.seeds)
+    publish_study("reward_signal.json", Path("runs/reward-signal-quick") if args.quick else DOCS,
+                  None if args.report else lambda: measure(*sizes, jobs=args.jobs),
+                  plot=plot, report=report, section=SECTION)
 
 
 if __name__ == "__main__":

@@ -161,3 +161,21 @@ def update_results_section(title: str, body: str, path: Path = DOCS / "RESULTS.m
     else:
         text = text.rstrip() + "\n\n" + section
     atomic_write_text(path, text)
+
+
+def publish_study(name: str, out: Path, measure: Callable[[], dict[str, Any]] | None, *,
+                  plot: Callable[[dict[str, Any], Path], None], report: Callable[[dict[str, Any]], str],
+                  section: str) -> dict[str, Any]:
+    """A study's common tail: ``measure()`` and write ``OUT/name`` (with ``measure`` None, as ``--report`` asks, read
+    it back instead), plot into ``out``, print the report and, when ``out`` is docs/, update its RESULTS.md section."""
+    if measure is None:
+        data = json.loads((out / name).read_text())
+    else:
+        data = measure()
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(name, data, folder=out)
+    plot(data, out)
+    print(report(data))
+    if out == DOCS:
+        update_results_section(section, report(data))
+    return data

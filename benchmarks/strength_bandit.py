@@ -18,7 +18,6 @@ runs/strength-bandit-quick/; ``--report`` re-renders the plot and section from t
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS  # noqa: E402
 from adaptive_de.errors import run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import STRENGTH_MENU, STRENGTHS  # noqa: E402
-from benchmarks.runs import DOCS, mean_ci95, save_figure, study_parser, update_results_section, write_json  # noqa: E402
+from benchmarks.runs import DOCS, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
 from envs.face_parsing import SAMPLING_MODES  # noqa: E402
 from envs.wrappers import menu_actions  # noqa: E402
 
@@ -165,17 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true",
                         help="only re-render the plot and RESULTS section from docs/strength_bandit.json")
     args = parser.parse_args(argv)
-    out = Path("runs/strength-bandit-quick") if args.quick else DOCS
-    if args.report:
-        data = json.loads((out / "strength_bandit.json").read_text())
-    else:
-        data = measure(5 if args.quick else args.runs)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json("strength_bandit.json", data, folder=out)
-    plot(data, out)
-    print(report(data))
-    if out == DOCS:
-        update_results_section(SECTION, report(data))
+    publish_study("strength_bandit.json", Path("runs/strength-bandit-quick") if args.quick else DOCS,
+                  None if args.report else lambda: measure(5 if args.quick else args.runs),
+                  plot=plot, report=report, section=SECTION)
 
 
 if __name__ == "__main__":
