@@ -41,7 +41,7 @@ from envs.wrappers import menu_actions  # noqa: E402
 MEMBERS, ROUNDS = 4, 8  # the learning study's population (docs/learning.json "sizes")
 SIGMA = 1.04  # one member's round-reward noise, points (docs/reward_signal.json "analysis.sigma")
 STEP = 0.4  # mean reward per offset step, points: half the oracle-vs-prior signal per round (+0.81)
-SCENARIOS = {"+2 best": [STEP * k for k in STRENGTHS], "-2 best": [-STEP * k for k in STRENGTHS],
+SCENARIOS = {"+2 best": [STEP * k for k in STRENGTHS], "-2 best": [STEP * -k for k in STRENGTHS],
              "+1 best": [-2 * STEP, -STEP, 0.0, STEP, STEP / 2]}
 LEARNERS = ("ppo", "ppo_flat")
 LATE = slice(ROUNDS // 2, ROUNDS)  # rounds 5-8: where the learner's moves have had time to count
@@ -135,7 +135,8 @@ def report(data: dict[str, Any]) -> str:
     rows = ["| scenario (mean reward per offset -2..+2) | best | " + " | ".join(f"`{m}`" for m in LEARNERS) + " |",
             "|---|---|" + "---|" * len(LEARNERS)]
     for scenario, means in data["scenarios"].items():
-        rows.append(f"| {scenario} ({', '.join(f'{x:+.1f}' for x in means)}) | {max(means):+.2f} | "
+        # (x or 0.0): a stored -0.0 prints as +0.0
+        rows.append(f"| {scenario} ({', '.join(f'{x or 0.0:+.1f}' for x in means)}) | {max(means):+.2f} | "
                     + " | ".join(late_value(data["results"][scenario][m]) for m in LEARNERS) + " |")
     return (f"Written by `python -m benchmarks.strength_bandit` (docs/strength_bandit.json): {data['runs']} runs per "
             f"learner and scenario, {data['members']} members x {data['rounds']} rounds, reward noise "
