@@ -179,8 +179,14 @@ def main(argv: list[str] | None = None) -> None:
     apply_threads(args.threads)
     preset, seeds = ("smoke", [0]) if args.quick else (args.preset, args.seeds)
     out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
-    if args.report or args.thread_check:
-        return publish(read_study(out, args.tag), out, args.tag) if args.report else thread_check(out)
+    if args.thread_check:
+        return thread_check(out)
+    if args.report:
+        data = read_study(out, args.tag)
+        data["comparisons"] = comparisons(data["methods"])  # derived from the scores: a comparison added since shows
+        publish(data, out, args.tag)
+        write_json(study_file(args.tag), data, folder=out)  # after the render: a file it cannot render stays as it was
+        return None
     env = parse_kv(args.env)
     config = EnvConfig.from_preset(preset, **env)
     from envs.population import check_population
@@ -349,6 +355,8 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     if ORACLE in methods and "best_fixed" in methods:
         out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"], methods["best_fixed"]["test_mean_f1"])
+    if "ppo_flat" in methods and "ppo" in methods:  # the one change between them: the prior ppo starts from
+        out["ppo_flat_vs_ppo"] = paired(methods["ppo_flat"]["test_mean_f1"], methods["ppo"]["test_mean_f1"])
     if REPLAY in methods and "ppo" in methods:  # ppo's learning within the run, beyond its typical schedule
         out[f"ppo_vs_{REPLAY}"] = paired(methods["ppo"]["test_mean_f1"], methods[REPLAY]["test_mean_f1"])
     if REPLAY in methods and "prior" in methods:  # that schedule, transferred, vs the prior it grew from

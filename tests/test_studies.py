@@ -61,6 +61,15 @@ def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
     assert "| 768 |" in row and "+1.00 [" in row and "(per seed: +3.00, -1.00)" in row
 
 
+def test_ppo_flat_is_paired_with_ppo_and_its_uniform_control_is_a_non_learning_contender():
+    methods = {"ppo": scores(0.50, 0.44), "ppo_flat": scores(0.49, 0.47), "prior_flat": scores(0.48, 0.46),
+               "strength+1": scores(0.47, 0.45)}
+    c = learning.comparisons(methods)
+    assert c["best_non_learning"] == "prior_flat"  # the frozen flat prior counts among the non-learning methods
+    np.testing.assert_allclose(c["ppo_flat_vs_ppo"]["gaps"], [-1.0, 3.0], atol=1e-9)
+    np.testing.assert_allclose(c["ppo_flat_vs_prior_flat"]["gaps"], [1.0, 1.0], atol=1e-9)
+
+
 def test_the_replayed_schedule_is_ppos_control_not_a_non_learning_contender():
     methods = {"ppo": scores(0.50, 0.44), learning.REPLAY: scores(0.55, 0.40), "prior": scores(0.46, 0.43)}
     c = learning.comparisons(methods)
@@ -245,8 +254,12 @@ def test_report_flag_rerenders_without_training(tmp_path, capsys):
     data = json.loads((tmp_path / "learning.json").read_text())
     data["methods"]["none"] = data["methods"].pop("ppo")
     (side / "learning_more.json").write_text(json.dumps(data))
+    assert "ppo_vs_best_non_learning" in data["comparisons"]  # stale once ppo is gone
     learning.main(["--report", "--out", str(side), "--tag", "more"])  # a side study: its own file, no plots
     assert "| none |" in capsys.readouterr().out and not list(side.glob("*.png"))
+    refreshed = json.loads((side / "learning_more.json").read_text())  # comparisons recomputed from the scores
+    assert refreshed["comparisons"] == json.loads(json.dumps(learning.comparisons(data["methods"])))
+    assert "ppo_vs_best_non_learning" not in refreshed["comparisons"]
 
 
 def test_rewards_study_targets_need_the_interval_or_the_fp_cut():
