@@ -169,8 +169,9 @@ class PPOAgent(SB3Agent):
 class PPOFlatAgent(PPOAgent):
     """``ppo`` from a flat prior over the strengths: the same menu and updates, only the start differs. A run's first
     rounds then compare every offset instead of mostly the centre, so the policy can reach an end of the menu (every
-    op off but the flip, or every op at +2) within one run; on a simulated bandit at the measured signal and noise it
-    got about twice as far towards the best end as ``ppo`` in rounds 5-8."""
+    op off but the flip, or every op at +2) within one run: on a simulated bandit at the measured noise it gets about
+    three times as far towards the best end as ``ppo`` by rounds 5-8 (``benchmarks.strength_bandit``). On the main
+    task, where the best constant is +1, it did not beat ``ppo`` (README, "Benchmarks and results")."""
 
     agent_name = "ppo_flat"
     prior = staticmethod(flat_strength_logits)

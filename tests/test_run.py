@@ -152,7 +152,7 @@ def _scalars(folder: Path, tag: str):
 
 
 BAD_INPUTS = [
-    (["--agent", "sac"], "unknown agent 'sac'; choose one of: ppo, prior, replay:FILE, ppo_levels"),
+    (["--agent", "sac"], "unknown agent 'sac'; choose one of: ppo, prior, ppo_flat, prior_flat, replay:FILE"),
     (["--preset", "huge"], "unknown preset 'huge'; choose one of: cpu, gpu, paper, smoke"),
     (["--reward", "nope"], "unknown reward 'nope'; choose one of:"),
     (["--reward-kw", "w"], "malformed key=value 'w'"),
