@@ -208,11 +208,16 @@ class ReplayAgent(PriorAgent):
         self.round = int(state["round"])
 
 
+def strength_index() -> dict[tuple[int, ...], int]:
+    """Each ``STRENGTH_MENU`` item's levels (in OPS order) -> its offset's index in STRENGTHS."""
+    return {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
+
+
 def strength_frequencies(runs: list) -> np.ndarray:
     """From the schedules of runs whose members took ``STRENGTH_MENU`` actions (a study file's ``schedules[m]``), per
     round the frequency of each strength offset among their members (rows sum to 1, columns in STRENGTHS order); a
     member whose levels are no strength offset is a KeyError."""
-    offsets = {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
+    offsets = strength_index()
     counts = np.zeros((len(runs[0]), len(STRENGTHS)))
     for run in runs:
         for r, round_ in enumerate(run):

@@ -90,6 +90,13 @@ ORACLE = "oracle"
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", REPLAY)  # the methods whose schedules move over ppo's strength menu
+# Further paired gaps, each between two methods that differ in one thing, reported where both ran:
+ONE_CHANGE_PAIRS = (
+    ("ppo_flat", "ppo"),  # the prior the learner starts from
+    ("ppo", REPLAY),  # ppo's learning within the run, beyond its typical schedule
+    (REPLAY, "prior"),  # that schedule, transferred, vs the prior it grew from
+    ("pbt_tune", "pbt"),  # Ray Tune's PBT cross-checks the in-house one
+)
 PREFLIGHT = "preflight_oracle_vs_best_fixed"  # the comparisons key of the pre-flight target
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, ORACLE)
@@ -355,14 +362,9 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     if ORACLE in methods and "best_fixed" in methods:
         out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"], methods["best_fixed"]["test_mean_f1"])
-    if "ppo_flat" in methods and "ppo" in methods:  # the one change between them: the prior ppo starts from
-        out["ppo_flat_vs_ppo"] = paired(methods["ppo_flat"]["test_mean_f1"], methods["ppo"]["test_mean_f1"])
-    if REPLAY in methods and "ppo" in methods:  # ppo's learning within the run, beyond its typical schedule
-        out[f"ppo_vs_{REPLAY}"] = paired(methods["ppo"]["test_mean_f1"], methods[REPLAY]["test_mean_f1"])
-    if REPLAY in methods and "prior" in methods:  # that schedule, transferred, vs the prior it grew from
-        out[f"{REPLAY}_vs_prior"] = paired(methods[REPLAY]["test_mean_f1"], methods["prior"]["test_mean_f1"])
-    if "pbt_tune" in methods and "pbt" in methods:  # Ray Tune's PBT cross-checks the in-house one
-        out["pbt_tune_vs_pbt"] = paired(methods["pbt_tune"]["test_mean_f1"], methods["pbt"]["test_mean_f1"])
+    for a, b in ONE_CHANGE_PAIRS:
+        if a in methods and b in methods:
+            out[f"{a}_vs_{b}"] = paired(methods[a]["test_mean_f1"], methods[b]["test_mean_f1"])
     return out
 
 

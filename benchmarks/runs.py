@@ -175,7 +175,8 @@ def publish_study(name: str, out: Path, measure: Callable[[], dict[str, Any]] | 
         out.mkdir(parents=True, exist_ok=True)
         write_json(name, data, folder=out)
     plot(data, out)
-    print(report(data))
+    text = report(data)
+    print(text)
     if out == DOCS:
-        update_results_section(section, report(data))
+        update_results_section(section, text)
     return data

@@ -33,10 +33,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from adaptive_de.augment import MAX_LEVEL, OPS  # noqa: E402
 from adaptive_de.errors import run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
-from agents.population import STRENGTH_MENU, STRENGTHS  # noqa: E402
+from agents.population import STRENGTHS, strength_index  # noqa: E402
 from benchmarks.runs import DOCS, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
 from envs.face_parsing import SAMPLING_MODES  # noqa: E402
-from envs.wrappers import menu_actions  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 8  # the learning study's population (docs/learning.json "sizes")
 SIGMA = 1.04  # one member's round-reward noise, points (docs/reward_signal.json "analysis.sigma")
@@ -61,7 +60,7 @@ class StrengthBandit(VecEnv):
         super().__init__(members, gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32), action_space)
         self.means, self.rounds, self.sigma = np.asarray(means, dtype=float), rounds, sigma
         self.rng = np.random.default_rng(seed)
-        self.offsets = {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
+        self.offsets = strength_index()
         self.round, self.chosen, self._actions = 0, [], None
 
     def _observations(self) -> np.ndarray:  # the run's progress, as PopulationEnv's first feature
