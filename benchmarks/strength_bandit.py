@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from adaptive_de.augment import MAX_LEVEL, OPS  # noqa: E402
-from adaptive_de.errors import run_cli  # noqa: E402
+from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import STRENGTHS, strength_index  # noqa: E402
 from benchmarks.runs import DOCS, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true",
                         help="only re-render the plot and RESULTS section from docs/strength_bandit.json")
     args = parser.parse_args(argv)
+    if args.runs < 2:
+        raise UserError(f"--runs must be at least 2 (the 95% interval needs two runs), not {args.runs}")
     publish_study("strength_bandit.json", Path("runs/strength-bandit-quick") if args.quick else DOCS,
                   None if args.report else lambda: measure(5 if args.quick else args.runs),
                   plot=plot, report=report, section=SECTION)

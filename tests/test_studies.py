@@ -140,6 +140,16 @@ def test_strength_bandit_reports_each_learners_late_value_with_its_interval(tmp_
     assert (tmp_path / "strength_bandit.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize("runs", ["1", "0", "-3"])
+def test_strength_bandit_refuses_too_few_runs_in_one_line_before_writing(runs, tmp_path, monkeypatch, capsys):
+    from adaptive_de.errors import run_cli
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(strength_bandit.main, ["--runs", runs]) == 2
+    message = f"error: --runs must be at least 2 (the 95% interval needs two runs), not {runs}\n"
+    assert capsys.readouterr().err == message
+    assert not list(tmp_path.rglob("*"))
+
+
 def test_default_run_report_meets_the_target_only_within_15_minutes():
     data = {"machine": {"cpu": "CPU X", "cores": 2, "load_average_1min": 0.1}, "command": "run --agent ppo",
             "target_minutes": 15, "wall_seconds": 14.5 * 60,
