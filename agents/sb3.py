@@ -171,7 +171,8 @@ class PPOFlatAgent(PPOAgent):
     rounds then compare every offset instead of mostly the centre, so the policy can reach an end of the menu (every
     op off but the flip, or every op at +2) within one run: on a simulated bandit at the measured noise it gets about
     three times as far towards the best end as ``ppo`` by rounds 5-8 (``benchmarks.strength_bandit``). On the main
-    task, where the best constant is +1, it did not beat ``ppo`` (README, "Benchmarks and results")."""
+    task, where the best constant is +1, it did not beat ``ppo``; without shift, where -2 is best, it led ``ppo`` on
+    every seed but three seeds could not resolve the gap (docs/LEARNING.md, "A flat prior")."""
 
     agent_name = "ppo_flat"
     prior = staticmethod(flat_strength_logits)

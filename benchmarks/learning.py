@@ -537,7 +537,7 @@ def unrun_note(methods: dict[str, Any]) -> str:
     """For a study that left out some of the default non-learning methods: which, since its "best non-learning"
     method is then the best of fewer."""
     missing = [m for m in DEFAULT_METHODS if m in NON_LEARNING and m not in methods]
-    return f" (the best of those run here: {', '.join(missing)} did not run)" if missing else ""
+    return f" (best of the methods run here; not run: {', '.join(missing)})" if missing else ""
 
 
 def targets(data: dict[str, Any], preflight: bool = True) -> str:

@@ -78,8 +78,8 @@ def test_the_replayed_schedule_is_ppos_control_not_a_non_learning_contender():
     np.testing.assert_allclose(c[f"{learning.REPLAY}_vs_prior"]["gaps"], [9.0, -3.0], atol=1e-9)
     assert "`ppo` vs `ppo_replay` (its schedule replayed, no learning): -0.50 [" in learning.replay_note(
         {"comparisons": c})
-    assert learning.unrun_note(methods) == " (the best of those run here: pbt, best_fixed, trivialaugment, " \
-        "randaugment, none did not run)"
+    assert learning.unrun_note(methods) == " (best of the methods run here; not run: pbt, best_fixed, " \
+        "trivialaugment, randaugment, none)"
 
 
 def test_reruns_on_another_cpu_are_listed_per_shared_seed(tmp_path):
