@@ -50,7 +50,7 @@ from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents import Agent, agent_class, make_agent
+from agents import AGENT_FORMS, Agent, agent_class, make_agent
 from agents.callbacks import tensorboard_logger
 from agents.population import play_method
 from envs import SAMPLING_MODES, PopulationEnv
@@ -76,8 +76,7 @@ ENV_FLAGS = ("data", "inner_loss", "device", "seed")
 
 def build_parser() -> CliParser:
     p = CliParser(prog="python -m adaptive_de.run", description=__doc__.splitlines()[0])
-    p.add_argument("--agent", help="ppo (default), prior, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, random, "
-                                   "none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]")
+    p.add_argument("--agent", help=f"the agent (default ppo): {AGENT_FORMS}")
     p.add_argument("--preset", help=f"size preset: {', '.join(PRESETS)} (default cpu)")
     p.add_argument("--data", help="data set spec: synth[:k=v,...] | lapa:DIR | celebamask:DIR "
                    "| folder:DIR[,k=v,...] (default: the preset's)")

@@ -59,11 +59,9 @@ AGENTS: dict[str, type[Agent]] = {
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-AGENT_FORMS = ("ppo, prior, ppo_flat, prior_flat, replay:FILE, ppo_levels, prior_levels, a2c, dqn, pbt, best_fixed, "
-               "random, none, randaugment, trivialaugment, fixed:L1,...,L16[,MODE]")
-
-
 ARGUMENTS = {"fixed": "levels", "replay": "source"}  # agents named with an argument: the option it fills
+ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", "replay": "FILE"}
+AGENT_FORMS = ", ".join(f"{name}:{ARGUMENT_FORMS[name]}" if name in ARGUMENTS else name for name in AGENTS)
 
 
 def agent_class(spec: str) -> tuple[type[Agent], str | None]:

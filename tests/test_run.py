@@ -181,6 +181,13 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, capsys, args, 
     assert not (tmp_path / "runs").exists()
 
 
+def test_help_names_every_registered_agent():
+    from agents import AGENTS
+    text = " ".join(run.build_parser().format_help().split())  # argparse wraps lines
+    listed = text.split("the agent (default ppo): ")[1].split(" --preset")[0]
+    assert {form.partition(":")[0] for form in listed.replace(",...,", "").split(", ")} >= set(AGENTS)
+
+
 def test_bad_resume_is_one_error_line(tmp_path, capsys, smoke_run):
     corrupt = tmp_path / "corrupt"
     (corrupt / "checkpoints").mkdir(parents=True)
