@@ -1,0 +1,147 @@
+"""Two tasks, one recipe for both: the learners against every fixed recipe chosen before the task is known.
+
+    python -m benchmarks.two_tasks [--out docs] [--report]
+
+Reads the two side studies that docs/LEARNING.md's two-task plan names, each run by ``benchmarks.learning`` and
+merged with its task's flat study: ``learning_cross_main.json`` (the main task) and
+``learning_cross_noshift.json`` (the task without shift). A method's two-task score is the mean of its two task
+means. For a learner L and a non-learning method M, the two-task gap is the mean of L - M's mean paired gap on
+each task (paired by seed within a task; the tasks' seeds differ, so nothing pairs across them), with a 95%
+t-interval from the two tasks' independent sampling variances and Welch-Satterthwaite degrees of freedom,
+rounded down so that the interval errs wide. Writes ``learning_two_tasks.json``, a plot and a RESULTS section.
+This is a benchmark of our own beside issue 12's one-task target, not a re-test of it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from adaptive_de.errors import CliParser, UserError, run_cli  # noqa: E402
+from benchmarks.learning import LEARNERS, NON_LEARNING, study_file  # noqa: E402
+from benchmarks.runs import DOCS, T975, fmt_gap, paired, publish_study, save_figure  # noqa: E402
+
+TASKS = {"main task": "cross_main", "without shift": "cross_noshift"}  # task -> its side study's tag
+NAME = "learning_two_tasks.json"
+FIGURE = "learning_two_tasks.png"
+SECTION = "Two tasks, one recipe for both (issue 12, a benchmark of our own)"
+TARGET = 1.0
+
+
+def two_task_gap(per_task: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean over tasks of per-task paired gaps (``runs.paired`` dicts, each of two or more seeds), with its
+    95% t-interval: the tasks are independent samples, so the mean's variance is the sum of each task's
+    variance of the mean over the number of tasks squared, with Welch-Satterthwaite degrees of freedom."""
+    means = [statistics.fmean(gap["gaps"]) for gap in per_task]
+    variances = [statistics.variance(gap["gaps"]) / len(gap["gaps"]) for gap in per_task]
+    mean = statistics.fmean(means)
+    total = sum(variances)
+    if total == 0:  # every seed agrees on every task: no spread to carry
+        df = float(sum(len(gap["gaps"]) - 1 for gap in per_task))
+    else:
+        df = total ** 2 / sum(v ** 2 / (len(gap["gaps"]) - 1) for v, gap in zip(variances, per_task, strict=True))
+    half = T975.get(math.floor(df), 1.96) * math.sqrt(total) / len(per_task)
+    return {"per_task": means, "mean": mean, "ci95": [mean - half, mean + half], "df": df}
+
+
+def read_tasks(out: Path) -> dict[str, dict[str, Any]]:
+    """Each task's side study, checked to share the preset and sizes (only the data may differ)."""
+    studies = {}
+    for task, tag in TASKS.items():
+        path = out / study_file(tag)
+        if not path.is_file():
+            raise UserError(f"{path} does not exist: run its half of the plan in docs/LEARNING.md first")
+        studies[task] = json.loads(path.read_text())
+    designs = {(s["preset"], tuple(sorted((k, v) for k, v in s["env"].items() if k != "data")))
+               for s in studies.values()}
+    if len(designs) > 1:
+        raise UserError(f"the two tasks' studies ran different sizes: {sorted(designs)}")
+    return studies
+
+
+def analyse(studies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per task and over both: every method's test mean F1 (points), the best fixed recipe by its two-task
+    score, and every learner's two-task gap to every non-learning method."""
+    methods = [m for m in next(iter(studies.values()))["methods"] if all(m in s["methods"] for s in studies.values())]
+    scores = {m: [100 * statistics.fmean(s["methods"][m]["test_mean_f1"]) for s in studies.values()] for m in methods}
+    fixed = [m for m in NON_LEARNING if m in scores]
+    learners = [m for m in LEARNERS if m in scores]
+    if not fixed or not learners:
+        raise UserError(f"the two tasks share no learner and non-learning method (shared: {', '.join(methods)})")
+    best = max(fixed, key=lambda m: statistics.fmean(scores[m]))
+    gaps = {learner: {m: two_task_gap([paired(s["methods"][learner]["test_mean_f1"], s["methods"][m]["test_mean_f1"])
+                                       for s in studies.values()]) for m in fixed} for learner in learners}
+    return {"tasks": {task: {"study": study_file(TASKS[task]), "seeds": s["seeds"], "env": s["env"],
+                             "cpu": s.get("machine", {}).get("cpu")} for task, s in studies.items()},
+            "scores": scores, "two_task_score": {m: statistics.fmean(v) for m, v in scores.items()},
+            "best_fixed_recipe": best, "gaps": gaps}
+
+
+def verdict(gap: dict[str, Any]) -> str:
+    return "met" if gap["mean"] >= TARGET and gap["ci95"][0] > 0 else "NOT met"
+
+
+def report(data: dict[str, Any]) -> str:
+    tasks = list(data["tasks"])
+    lines = [f"Written by `python -m benchmarks.two_tasks` ({NAME}) from "
+             + " and ".join(f"{t} ({v['study']}, seeds {v['seeds']}, on {v['cpu']})" for t, v in data["tasks"].items())
+             + ". A method's two-task score is the mean of its task means; a learner's gap to a fixed method is the"
+             " mean of its per-task paired gaps, with a 95% t-interval from the two tasks' independent variances"
+             " (Welch-Satterthwaite degrees of freedom, rounded down). Not issue 12's one-task target.", "",
+             "| method | " + " | ".join(tasks) + " | two-task score |", "|---|" + "---|" * (len(tasks) + 1)]
+    for m, per_task in sorted(data["scores"].items(), key=lambda kv: -data["two_task_score"][kv[0]]):
+        lines.append(f"| {m} | " + " | ".join(f"{v:.2f}" for v in per_task) + f" | {data['two_task_score'][m]:.2f} |")
+    best = data["best_fixed_recipe"]
+    lines += ["", f"Two-task gaps, points (mean [95% CI] (per task: {', '.join(tasks)})):"]
+    for learner, gaps in data["gaps"].items():
+        gap = gaps[best]
+        lines.append(f"- `{learner}` vs the best fixed recipe `{best}` (target >= +{TARGET:g}, interval above 0): "
+                     f"**{fmt_two(gap)}**: {verdict(gap)}")
+        lines.append("  - vs every fixed recipe: " + "; ".join(f"`{m}` {fmt_two(g)}" for m, g in gaps.items()))
+    return "\n".join(lines) + f"\n\n![two tasks]({FIGURE})\n"
+
+
+def fmt_two(gap: dict[str, Any]) -> str:
+    return fmt_gap({"mean": gap["mean"], "ci95": gap["ci95"], "gaps": gap["per_task"]}).replace("per seed", "per task")
+
+
+def plot(data: dict[str, Any], out: Path) -> None:
+    learners = list(data["gaps"])
+    fixed = sorted(next(iter(data["gaps"].values())), key=lambda m: data["two_task_score"][m])
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(fixed) + 1.5))
+    for i, learner in enumerate(learners):
+        offset = (i - (len(learners) - 1) / 2) * 0.25
+        gaps = [data["gaps"][learner][m] for m in fixed]
+        y = [k + offset for k in range(len(fixed))]
+        ax.errorbar([g["mean"] for g in gaps], y, xerr=[[g["mean"] - g["ci95"][0] for g in gaps],
+                                                      [g["ci95"][1] - g["mean"] for g in gaps]],
+                    fmt="o", capsize=3, label=learner)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.axvline(TARGET, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(range(len(fixed)), fixed)
+    ax.set_xlabel("learner - fixed recipe, mean of the two tasks' paired gaps (test mean-F1 points, 95% CI)")
+    ax.set_title("One recipe for both tasks: the learners' two-task gaps", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    save_figure(fig, FIGURE, folder=out)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = CliParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DOCS, help="where the two studies are and the results go")
+    parser.add_argument("--report", action="store_true", help=f"re-render from {NAME} instead of the studies")
+    args = parser.parse_args(argv)
+    publish_study(NAME, args.out, None if args.report else (lambda: analyse(read_tasks(args.out))),
+                  plot=plot, report=report, section=SECTION)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
