@@ -418,11 +418,15 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def meets(gap: dict[str, Any], target: float) -> bool:
+    """The targets' rule: a mean gap of at least ``target`` points with its 95% interval above 0."""
+    return gap["mean"] >= target and gap["ci95"] is not None and gap["ci95"][0] > 0
+
+
 def verdict(gap: dict[str, Any] | None, target: float) -> str:
     if gap is None:
         return "not measured"
-    met = gap["mean"] >= target and gap["ci95"] is not None and gap["ci95"][0] > 0
-    return f"**{fmt_gap(gap)}**: {'met' if met else 'NOT met'}"
+    return f"**{fmt_gap(gap)}**: {'met' if meets(gap, target) else 'NOT met'}"
 
 
 def noise_floor(data: dict[str, Any], noise: dict[str, Any] | None) -> str:

@@ -115,9 +115,10 @@ def paired(a: list[float], b: list[float]) -> dict[str, Any]:
     return {"gaps": gaps, "mean": mean, "ci95": ci95}
 
 
-def fmt_gap(gap: dict[str, Any]) -> str:
-    interval = "[one seed: no interval]" if gap["ci95"] is None else "[{:+.2f}, {:+.2f}]".format(*gap["ci95"])
-    return (f"{gap['mean']:+.2f} {interval} (per seed: "
+def fmt_gap(gap: dict[str, Any], per: str = "seed") -> str:
+    """``mean [95% CI] (per seed: ...)``; ``per`` names what each of ``gap["gaps"]`` is one of."""
+    interval = f"[one {per}: no interval]" if gap["ci95"] is None else "[{:+.2f}, {:+.2f}]".format(*gap["ci95"])
+    return (f"{gap['mean']:+.2f} {interval} (per {per}: "
             + ", ".join(f"{g:+.2f}" for g in gap["gaps"]) + ")")
 
 
