@@ -264,7 +264,11 @@ def without_ignored(pred: Tensor, target: Tensor, ignore_index: int | None) -> t
 
 
 def check_reward_output(reward: Any, pred: Tensor, name: str) -> None:
-    """Raise ``RewardError`` unless ``reward`` is a finite float tensor ``[B]`` on ``pred``'s device."""
+    """Raise ``RewardError`` unless ``reward`` is a float tensor ``[B]`` on ``pred``'s device, finite on the CPU.
+
+    Off the CPU, finiteness is left to whoever reads the values (the trainer's round and ``evaluate``
+    check their sums): counting non-finite entries here would make the host wait for the device.
+    """
     batch = pred.shape[0]
     if not isinstance(reward, Tensor):
         raise RewardError(f"reward {name} returned {type(reward).__name__}, expected a float tensor of shape [{batch}]")
@@ -274,7 +278,7 @@ def check_reward_output(reward: Any, pred: Tensor, name: str) -> None:
         raise RewardError(f"reward {name} returned dtype {reward.dtype}, expected a floating-point dtype")
     if reward.device != pred.device:
         raise RewardError(f"reward {name} returned a tensor on {reward.device}, expected {pred.device}")
-    bad = int((~torch.isfinite(reward)).sum())
+    bad = int((~torch.isfinite(reward)).sum()) if reward.device.type == "cpu" else 0
     if bad:
         raise RewardError(f"reward {name} returned NaN or inf for {bad} of {batch} images")
 

@@ -1,7 +1,7 @@
 """Model speed and size: training throughput, eager and compiled, of the model alone and of the real
 ``InnerTrainer.train_round``; MACs of the paper model; CUDA MFU.
 
-    python -m benchmarks.bench_model [--quick] [--out docs/bench_model.json] [--peak-tflops X]
+    python -m benchmarks.bench_model [--quick] [--cuda-only] [--out docs/bench_model.json] [--peak-tflops X]
 
 A model-only step = forward, cross-entropy, backward and a fused AdamW step on a fixed random
 batch (throughput does not depend on the pixels). A ``train_round`` step adds what training
@@ -9,7 +9,8 @@ really does: sampling a batch (a uniform/class-balanced mixture), augmenting it 
 (``LevelPolicy`` at level 2 on every op), gradient clipping and the round's bookkeeping. Each
 figure is the median of several timed steps (or rounds) after warm-up. On CUDA the model step
 runs in bf16 autocast and the MFU is model FLOPs/s over the device's bf16 dense peak.
-``--quick`` is a smoke run with too few steps to be a measurement.
+``--quick`` is a smoke run with too few steps to be a measurement; ``--cuda-only`` skips the CPU
+figures (docs/bench_model.json holds them), so that a short GPU lease is spent on the GPU.
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def train_step_seconds(model: torch.nn.Module, batch: int, size: int, device: to
                        warmup: int, iters: int, compiled: bool = False) -> list[float]:
     """Wall time of each timed training step (forward, CE, backward, AdamW) on a fixed random batch."""
     model.to(device).train()
+    torch._dynamo.reset()  # each measurement compiles afresh (see bench_train_round)
     forward = torch.compile(model) if compiled else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     x = torch.randn(batch, 3, size, size, device=device)
@@ -102,6 +104,9 @@ def bench_cpu_training(preset: str, batch: int, *, warmup: int, iters: int, comp
 def bench_train_round(preset: str, batch: int, device: torch.device, *, compiled: bool, warmup: int, steps: int,
                       rounds: int = 3) -> dict:
     """``InnerTrainer.train_round`` throughput: sampler mixture, ``LevelPolicy`` at level 2, CE, on ``device``."""
+    # A second model of the same class would otherwise recompile with dynamic shapes, which is slower and,
+    # in torch 2.11's inductor, fails on `small` after `vit-p12s8` (an assertion in its tiling analysis).
+    torch._dynamo.reset()
     config = TrainConfig(model=preset, data=ROUND_DATA, batch_size=batch, steps=100_000, device=str(device),
                          compile=compiled, seed=0)
     trainer = InnerTrainer(config, splits=("train",))
@@ -154,6 +159,26 @@ def bench_cuda_training(preset: str, batch: int, *, warmup: int, iters: int, pea
             "max_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30}
 
 
+def bench_cpu(results: dict, batch: int, *, warmup: int, iters: int) -> None:
+    """The CPU figures into ``results``: model-only steps of ``tiny`` and ``small`` (eager, and ``tiny``
+    compiled) and ``tiny``'s ``train_round``, eager and compiled."""
+    results["cpu_training"] = {}
+    for preset in ("tiny", "small"):
+        r = bench_cpu_training(preset, batch, warmup=warmup, iters=iters)
+        results["cpu_training"][preset] = r
+        print(f"cpu {preset:>5}: {r['params']:>10,} params  {r['images_per_s']:8.1f} images/s  "
+              f"({r['step_ms_median']:.0f} ms/step, batch {r['batch']}, {r['image_size']} px)")
+    cpu = torch.device("cpu")
+    r = results["cpu_training_compiled"] = bench_cpu_training("tiny", batch, warmup=warmup, iters=iters,
+                                                              compiled=True)
+    print(f"cpu  tiny compiled: {r['images_per_s']:8.1f} images/s")
+    results["cpu_train_round"] = {}
+    for compiled in (False, True):
+        r = bench_train_round("tiny", batch, cpu, compiled=compiled, warmup=warmup, steps=iters)
+        results["cpu_train_round"]["compiled" if compiled else "eager"] = r
+        print(f"cpu  tiny train_round {'compiled' if compiled else 'eager':>8}: {r['images_per_s']:8.1f} images/s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 warm-up, 2 timed steps; not a measurement")
@@ -162,25 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuda-batch", type=int, default=256)
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="accelerator bf16 dense peak for the MFU; default: looked up by device name")
+    parser.add_argument("--cuda-only", action="store_true", help="skip the CPU figures")
     args = parser.parse_args(argv)
     warmup, iters = (1, 2) if args.quick else (3, 10)
 
-    results: dict = {"quick": args.quick, "machine": machine_info(), "cpu_training": {}}
-    for preset in ("tiny", "small"):
-        r = bench_cpu_training(preset, args.cpu_batch, warmup=warmup, iters=iters)
-        results["cpu_training"][preset] = r
-        print(f"cpu {preset:>5}: {r['params']:>10,} params  {r['images_per_s']:8.1f} images/s  "
-              f"({r['step_ms_median']:.0f} ms/step, batch {r['batch']}, {r['image_size']} px)")
-    cpu = torch.device("cpu")
-    r = results["cpu_training_compiled"] = bench_cpu_training("tiny", args.cpu_batch, warmup=warmup, iters=iters,
-                                                              compiled=True)
-    print(f"cpu  tiny compiled: {r['images_per_s']:8.1f} images/s")
-    results["cpu_train_round"] = {}
-    for compiled in (False, True):
-        r = bench_train_round("tiny", args.cpu_batch, cpu, compiled=compiled, warmup=warmup, steps=iters)
-        results["cpu_train_round"]["compiled" if compiled else "eager"] = r
-        print(f"cpu  tiny train_round {'compiled' if compiled else 'eager':>8}: {r['images_per_s']:8.1f} images/s")
+    if args.cuda_only and not torch.cuda.is_available():
+        parser.error("--cuda-only needs a CUDA device")
 
+    results: dict = {"quick": args.quick, "machine": machine_info()}
+    if not args.cuda_only:
+        bench_cpu(results, args.cpu_batch, warmup=warmup, iters=iters)
     r = results["vit-p12s8"] = bench_paper_size("vit-p12s8")
     print(f"vit-p12s8: {r['backbone_params']:,} backbone params  {r['gmacs_analytic']:.3f} GMACs/image analytic, "
           f"{r['gmacs_flop_counter']:.3f} counted")

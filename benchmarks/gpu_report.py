@@ -13,7 +13,8 @@ from typing import Any
 from benchmarks.runs import DOCS, update_results_section
 
 SECTION = "GPU check (issue 7)"
-RUN_COMMAND = "python -m adaptive_de.run --agent ppo --preset gpu --env rounds=2 exploit_every=1 --compare none"
+RUN_COMMAND = ("python -m adaptive_de.run --agent ppo --preset gpu --env rounds=2 exploit_every=1 pretrain_steps=1000 "
+               "--compare none")
 
 
 def _read(name: str) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ import torch
 
 from adaptive_de.augment import LevelPolicy
 from adaptive_de.config import TrainConfig
+from adaptive_de.rewards import RewardError
 from adaptive_de.trainer import InnerTrainer, NonFiniteLossError, load_checkpoint
 from tests.conftest import synth_splits
 
@@ -85,6 +86,22 @@ def test_non_finite_step_is_skipped_and_reported_at_the_end_of_the_round(data, m
     steps_taken = {int(s["step"]) for s in t.optimizer.state_dict()["state"].values()}
     assert steps_taken == {2}  # the fused AdamW skipped step 1 on the device
     assert not hasattr(t.optimizer, "found_inf")
+
+
+def test_a_non_finite_reward_is_caught_where_it_is_read(data):
+    """Off the CPU a reward is not checked for NaN when it is made (that would wait for the device): the round's
+    read-out and ``evaluate`` check the sums they read. A plain function stands in for such an unchecked reward."""
+    t = make(data)
+
+    def nan_reward(pred, target, num_classes):
+        return torch.full((pred.shape[0],), float("nan"), device=pred.device)
+
+    t.reward_fn = nan_reward
+    with pytest.raises(RewardError, match="nan_reward returned NaN or inf"):
+        t.train_round(steps=2)  # CE: the round's reward is its last batch's greedy one
+    assert t.step == 2
+    with pytest.raises(RewardError, match="nan_reward returned NaN or inf on 24 images"):
+        t.evaluate("val")
 
 
 def test_round_matches_a_plain_training_loop(data):

@@ -62,10 +62,15 @@ def color_matrices(
     return matrix, offset
 
 
+@functools.cache
+def _luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # made once per device: building it from a list in every step would be a host-to-device copy that waits
+    return torch.tensor(LUMA, device=device, dtype=dtype)
+
+
 def mean_luma(images: torch.Tensor) -> torch.Tensor:
     """[B]: the mean luma of each image."""
-    weights = images.new_tensor(LUMA)
-    return images.mean((2, 3)) @ weights
+    return images.mean((2, 3)) @ _luma_weights(images.device, images.dtype)
 
 
 def apply_color(images: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
