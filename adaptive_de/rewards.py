@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -266,8 +267,8 @@ def without_ignored(pred: Tensor, target: Tensor, ignore_index: int | None) -> t
 def check_reward_output(reward: Any, pred: Tensor, name: str) -> None:
     """Raise ``RewardError`` unless ``reward`` is a float tensor ``[B]`` on ``pred``'s device, finite on the CPU.
 
-    Off the CPU, finiteness is left to whoever reads the values (the trainer's round and ``evaluate``
-    check their sums): counting non-finite entries here would make the host wait for the device.
+    Off the CPU, finiteness is left to whoever reads the values (the trainer's round and ``evaluate`` check
+    their sums with ``check_reward_sum``): counting non-finite entries here would make the host wait.
     """
     batch = pred.shape[0]
     if not isinstance(reward, Tensor):
@@ -281,6 +282,14 @@ def check_reward_output(reward: Any, pred: Tensor, name: str) -> None:
     bad = int((~torch.isfinite(reward)).sum()) if reward.device.type == "cpu" else 0
     if bad:
         raise RewardError(f"reward {name} returned NaN or inf for {bad} of {batch} images")
+
+
+def check_reward_sum(total: float, reward_fn: Callable, where: str) -> None:
+    """Raise ``RewardError`` if ``total``, a sum of ``reward_fn``'s values read back from the device, is NaN
+    or inf: the check ``check_reward_output`` leaves to the reader off the CPU. ``where`` ends the message."""
+    if not math.isfinite(total):
+        name = getattr(reward_fn, "__name__", repr(reward_fn))
+        raise RewardError(f"reward {name} returned NaN or inf {where}")
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:

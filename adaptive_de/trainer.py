@@ -40,7 +40,7 @@ from .files import atomic_path
 from .losses import reinforce_loss
 from .metrics import ConfusionAccumulator
 from .models import build_model, default_image_size
-from .rewards import RewardError, get_reward, without_ignored
+from .rewards import check_reward_sum, get_reward, without_ignored
 
 Policy = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -219,8 +219,7 @@ class InnerTrainer:
             bad_step = int(bad_step)
             raise NonFiniteLossError(f"non-finite training loss or gradient at step {bad_step} ({self.phase(bad_step)} "
                                      f"phase, lr {self.lr_at(bad_step):.2e}); its update was not applied")
-        if not math.isfinite(reward_sum):  # read here: a reward off the CPU is not checked where it is made
-            raise RewardError(f"reward {self.reward_fn.__name__} returned NaN or inf in this round's batches")
+        check_reward_sum(reward_sum, self.reward_fn, "in this round's batches")
         n = max(steps, 1)
         return {"loss": loss_sum / n, "grad_norm": grad_sum / n, "reward": reward_sum / max(tuned, 1),
                 "images_per_s": steps * c.batch_size / max(seconds, 1e-9), "seconds": seconds, "steps": steps,
@@ -270,9 +269,7 @@ class InnerTrainer:
             acc.update(pred, target)
             reward_sum += float(reward_fn(*without_ignored(pred, target, self.scheme.ignore_index),
                                           self.num_classes).sum())
-        if not math.isfinite(reward_sum):
-            name = getattr(reward_fn, "__name__", repr(reward_fn))
-            raise RewardError(f"reward {name} returned NaN or inf on {len(images)} images")
+        check_reward_sum(reward_sum, reward_fn, f"on {len(images)} images")
         scores = acc.compute()
         return {"mean_f1": float(scores["mean_f1"]), "f1": [float(v) for v in scores["f1"]],
                 "fp_rate": float(scores["fp_rate"]), "iou": [float(v) for v in scores["iou"]],

@@ -66,7 +66,8 @@ def train_step_seconds(model: torch.nn.Module, batch: int, size: int, device: to
                        warmup: int, iters: int, compiled: bool = False) -> list[float]:
     """Wall time of each timed training step (forward, CE, backward, AdamW) on a fixed random batch."""
     model.to(device).train()
-    torch._dynamo.reset()  # each measurement compiles afresh (see bench_train_round)
+    if compiled:
+        torch._dynamo.reset()  # each measurement compiles afresh (see bench_train_round)
     forward = torch.compile(model) if compiled else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     x = torch.randn(batch, 3, size, size, device=device)
@@ -106,7 +107,8 @@ def bench_train_round(preset: str, batch: int, device: torch.device, *, compiled
     """``InnerTrainer.train_round`` throughput: sampler mixture, ``LevelPolicy`` at level 2, CE, on ``device``."""
     # A second model of the same class would otherwise recompile with dynamic shapes, which is slower and,
     # in torch 2.11's inductor, fails on `small` after `vit-p12s8` (an assertion in its tiling analysis).
-    torch._dynamo.reset()
+    if compiled:
+        torch._dynamo.reset()
     config = TrainConfig(model=preset, data=ROUND_DATA, batch_size=batch, steps=100_000, device=str(device),
                          compile=compiled, seed=0)
     trainer = InnerTrainer(config, splits=("train",))
