@@ -1,14 +1,16 @@
 """Two tasks, one recipe for both: the learners against every fixed recipe chosen before the task is known.
 
-    python -m benchmarks.two_tasks [--out docs] [--report]
+    python -m benchmarks.two_tasks [--tasks MAIN NOSHIFT] [--tag T] [--out docs] [--report]
 
-Reads the two side studies that docs/LEARNING.md's two-task plan names, each run by ``benchmarks.learning`` and
-merged with its task's flat study: ``learning_cross_main.json`` (the main task) and
-``learning_cross_noshift.json`` (the task without shift). A method's two-task score is the mean of its two task
-means. For a learner L and a non-learning method M, the two-task gap is the mean of L - M's mean paired gap on
-each task (paired by seed within a task; the tasks' seeds differ, so nothing pairs across them), with a 95%
-t-interval from the two tasks' independent sampling variances and Welch-Satterthwaite degrees of freedom,
-rounded down so that the interval errs wide. Writes ``learning_two_tasks.json``, a plot and a RESULTS section.
+Reads two side studies run by ``benchmarks.learning``, one per task: by default the ones docs/LEARNING.md's
+two-task plan names, ``learning_cross_main.json`` (the main task) and ``learning_cross_noshift.json`` (the task
+without shift), each merged with its task's flat study; ``--tasks`` names others (a confirmation on fresh seeds),
+and ``--tag T`` then keeps their results apart (``learning_two_tasks_T.json``, its plot and RESULTS section).
+A method's two-task score is the mean of its two task means. For a learner L and a non-learning method M,
+the two-task gap is the mean of L - M's mean paired gap on each task (paired by seed within a task; the tasks'
+seeds differ, so nothing pairs across them), with a 95% t-interval from the two tasks' independent sampling
+variances and Welch-Satterthwaite degrees of freedom, rounded down so that the interval errs wide. Writes the
+results file, a plot and a RESULTS section.
 This is a benchmark of our own beside issue 12's one-task target, not a re-test of it.
 """
 from __future__ import annotations
@@ -29,8 +31,6 @@ from benchmarks.learning import LEARNERS, NON_LEARNING, meets, read_study, study
 from benchmarks.runs import DOCS, T975, fmt_gap, paired, publish_study, save_figure  # noqa: E402
 
 TASKS = {"main task": "cross_main", "without shift": "cross_noshift"}  # task -> its side study's tag
-NAME = "learning_two_tasks.json"
-FIGURE = "learning_two_tasks.png"
 SECTION = "Two tasks, one recipe for both (issue 12, a benchmark of our own)"
 TARGET = 1.0
 
@@ -51,9 +51,18 @@ def two_task_gap(per_task: list[dict[str, Any]]) -> dict[str, Any]:
     return {"per_task": means, "mean": mean, "ci95": [mean - half, mean + half], "df": df}
 
 
-def read_tasks(out: Path) -> dict[str, dict[str, Any]]:
-    """Each task's side study, checked to share the preset and sizes (only the data may differ)."""
-    studies = {task: read_study(out, tag) for task, tag in TASKS.items()}
+def files(tag: str | None) -> tuple[str, str, str]:
+    """The results file, plot and RESULTS section of the analysis tagged ``tag`` (None: the plan's own)."""
+    stem = f"learning_two_tasks_{tag}" if tag else "learning_two_tasks"
+    return f"{stem}.json", f"{stem}.png", f"{SECTION}, `{tag}`" if tag else SECTION
+
+
+def read_tasks(out: Path, tags: dict[str, str] = TASKS) -> dict[str, dict[str, Any]]:
+    """Each task's side study (``tags``: task -> its study's tag), checked to share the preset and sizes (only
+    the data may differ)."""
+    studies = {task: read_study(out, tag) for task, tag in tags.items()}
+    for study, tag in zip(studies.values(), tags.values(), strict=True):
+        study["tag"] = tag
     designs = {(s["preset"], tuple(sorted((k, v) for k, v in s["env"].items() if k != "data")))
                for s in studies.values()}
     if len(designs) > 1:
@@ -61,9 +70,10 @@ def read_tasks(out: Path) -> dict[str, dict[str, Any]]:
     return studies
 
 
-def analyse(studies: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per task and over both: every method's test mean F1 (points), the best fixed recipe by its two-task
-    score, and every learner's two-task gap to every non-learning method."""
+def analyse(studies: dict[str, dict[str, Any]], tag: str | None = None) -> dict[str, Any]:
+    """Per task and over both (``studies`` as ``read_tasks`` gives them): every method's test mean F1 (points),
+    the best fixed recipe by its two-task score, and every learner's two-task gap to every non-learning method.
+    ``tag`` names the analysis (see ``files``)."""
     methods = [m for m in next(iter(studies.values()))["methods"] if all(m in s["methods"] for s in studies.values())]
     scores = {m: [100 * statistics.fmean(s["methods"][m]["test_mean_f1"]) for s in studies.values()] for m in methods}
     fixed = [m for m in NON_LEARNING if m in scores]
@@ -74,7 +84,7 @@ def analyse(studies: dict[str, dict[str, Any]]) -> dict[str, Any]:
     best = max(fixed, key=two_task_score.__getitem__)
     gaps = {learner: {m: two_task_gap([paired(s["methods"][learner]["test_mean_f1"], s["methods"][m]["test_mean_f1"])
                                        for s in studies.values()]) for m in fixed} for learner in learners}
-    return {"tasks": {task: {"study": study_file(TASKS[task]), "seeds": s["seeds"], "env": s["env"],
+    return {"tag": tag, "tasks": {task: {"study": study_file(s["tag"]), "seeds": s["seeds"], "env": s["env"],
                              "cpu": s.get("machine", {}).get("cpu")} for task, s in studies.items()},
             "scores": scores, "two_task_score": two_task_score,
             "best_fixed_recipe": best, "gaps": gaps}
@@ -86,7 +96,8 @@ def verdict(gap: dict[str, Any]) -> str:
 
 def report(data: dict[str, Any]) -> str:
     tasks = list(data["tasks"])
-    lines = [f"Written by `python -m benchmarks.two_tasks` ({NAME}) from "
+    name, figure, _ = files(data.get("tag"))
+    lines = [f"Written by `python -m benchmarks.two_tasks` ({name}) from "
              + " and ".join(f"{t} ({v['study']}, seeds {v['seeds']}, on {v['cpu']})" for t, v in data["tasks"].items())
              + ". A method's two-task score is the mean of its task means; a learner's gap to a fixed method is the"
              " mean of its per-task paired gaps, with a 95% t-interval from the two tasks' independent variances"
@@ -101,7 +112,7 @@ def report(data: dict[str, Any]) -> str:
         lines.append(f"- `{learner}` vs the best fixed recipe `{best}` (target >= +{TARGET:g}, interval above 0): "
                      f"**{fmt_two(gap)}**: {verdict(gap)}")
         lines.append("  - vs every fixed recipe: " + "; ".join(f"`{m}` {fmt_two(g)}" for m, g in gaps.items()))
-    return "\n".join(lines) + f"\n\n![two tasks]({FIGURE})\n"
+    return "\n".join(lines) + f"\n\n![two tasks]({figure})\n"
 
 
 def fmt_two(gap: dict[str, Any]) -> str:
@@ -125,17 +136,24 @@ def plot(data: dict[str, Any], out: Path) -> None:
     ax.set_xlabel("learner - fixed recipe, mean of the two tasks' paired gaps (test mean-F1 points, 95% CI)")
     ax.set_title("One recipe for both tasks: the learners' two-task gaps", fontsize=10)
     ax.legend(loc="best", fontsize=8)
-    save_figure(fig, FIGURE, folder=out)
+    save_figure(fig, files(data.get("tag"))[1], folder=out)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DOCS, help="where the two studies are and the results go")
-    parser.add_argument("--report", action="store_true", help=f"re-render from {NAME} instead of the studies")
+    parser.add_argument("--tasks", nargs=2, metavar=("MAIN", "NOSHIFT"), default=list(TASKS.values()),
+                        help="the tags of the two tasks' side studies (default: the two-task plan's)")
+    parser.add_argument("--tag", help="name this analysis: learning_two_tasks_TAG.json, its plot and section")
+    parser.add_argument("--report", action="store_true", help="re-render from the results file instead of the studies")
     args = parser.parse_args(argv)
-    publish_study(NAME, args.out, None if args.report else (lambda: analyse(read_tasks(args.out))),
-                  plot=plot, report=report, section=SECTION)
+    tags = dict(zip(TASKS, args.tasks, strict=True))
+    if tags != TASKS and not args.tag:
+        raise UserError("--tasks other than the plan's need a --tag, so their results do not overwrite its own")
+    name, _, section = files(args.tag)
+    publish_study(name, args.out, None if args.report else (lambda: analyse(read_tasks(args.out, tags), args.tag)),
+                  plot=plot, report=report, section=section)
 
 
 if __name__ == "__main__":

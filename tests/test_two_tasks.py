@@ -41,8 +41,8 @@ def study(data, **methods):
             "methods": {m: {"test_mean_f1": list(v)} for m, v in methods.items()}}
 
 
-def write_tasks(folder, main, noshift):
-    for tag, data in zip(two_tasks.TASKS.values(), (main, noshift), strict=True):
+def write_tasks(folder, main, noshift, tags=None):
+    for tag, data in zip(tags or two_tasks.TASKS.values(), (main, noshift), strict=True):
         (folder / f"learning_{tag}.json").write_text(json.dumps(data))
 
 
@@ -67,17 +67,36 @@ def test_the_module_writes_its_json_and_plot_and_rerenders_them(tmp_path):
     write_tasks(tmp_path, study(None, ppo=[0.5, 0.6, 0.55], prior=[0.5, 0.58, 0.5]),
                 study("synth:shift=0", ppo=[0.9, 0.8, 0.85], prior=[0.88, 0.8, 0.86]))
     two_tasks.main(["--out", str(tmp_path)])
-    first = (tmp_path / two_tasks.NAME).read_text()
-    assert (tmp_path / two_tasks.FIGURE).stat().st_size > 1000
+    name, figure, _ = two_tasks.files(None)
+    first = (tmp_path / name).read_text()
+    assert (tmp_path / figure).stat().st_size > 1000
     assert json.loads(first)["gaps"]["ppo"]["prior"]["per_task"] == pytest.approx(
         [paired([0.5, 0.6, 0.55], [0.5, 0.58, 0.5])["mean"], paired([0.9, 0.8, 0.85], [0.88, 0.8, 0.86])["mean"]])
     two_tasks.main(["--out", str(tmp_path), "--report"])
-    assert (tmp_path / two_tasks.NAME).read_text() == first
+    assert (tmp_path / name).read_text() == first
+
+
+def test_other_studies_are_analysed_apart_under_their_tag(tmp_path):
+    # the plan's own studies and a confirmation's, with opposite results: each analysis reads only its own
+    write_tasks(tmp_path, study(None, ppo=[0.5, 0.6, 0.55], prior=[0.5, 0.58, 0.5]),
+                study("synth:shift=0", ppo=[0.9, 0.8, 0.85], prior=[0.88, 0.8, 0.86]))
+    write_tasks(tmp_path, study(None, ppo=[0.5, 0.5, 0.5], prior=[0.6, 0.6, 0.6]),
+                study("synth:shift=0", ppo=[0.8, 0.8, 0.8], prior=[0.9, 0.9, 0.9]), tags=("c_main", "c_noshift"))
+    two_tasks.main(["--out", str(tmp_path)])
+    two_tasks.main(["--out", str(tmp_path), "--tasks", "c_main", "c_noshift", "--tag", "c"])
+    plan, confirm = (json.loads((tmp_path / two_tasks.files(tag)[0]).read_text()) for tag in (None, "c"))
+    assert two_tasks.files("c")[0] == "learning_two_tasks_c.json" and (tmp_path / two_tasks.files("c")[1]).exists()
+    assert plan["gaps"]["ppo"]["prior"]["mean"] > 0
+    assert confirm["gaps"]["ppo"]["prior"]["per_task"] == pytest.approx([-10.0, -10.0])
+    assert confirm["tasks"]["main task"]["study"] == "learning_c_main.json"
+    two_tasks.main(["--out", str(tmp_path), "--tag", "c", "--report"])  # re-renders from its own file
+    assert json.loads((tmp_path / two_tasks.files("c")[0]).read_text()) == confirm
 
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "learning_cross_noshift.json does not exist"),
     ("sizes", "the two tasks' studies ran different sizes"),
+    ("untagged", "--tasks other than the plan's need a --tag"),
 ])
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path, case, message):
     main = study(None, ppo=[0.5, 0.6, 0.55], prior=[0.5, 0.58, 0.5])
@@ -87,8 +106,9 @@ def test_bad_input_is_one_error_line_and_exit_2(tmp_path, case, message):
         other = study("synth:shift=0", ppo=[0.9, 0.8, 0.85], prior=[0.88, 0.8, 0.86])
         other["env"]["rounds"] = 10
         write_tasks(tmp_path, main, other)
-    result = subprocess.run([sys.executable, "-m", "benchmarks.two_tasks", "--out", str(tmp_path)],
+    extra = ["--tasks", "cross_main", "other"] if case == "untagged" else []
+    result = subprocess.run([sys.executable, "-m", "benchmarks.two_tasks", "--out", str(tmp_path), *extra],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
-    assert not (tmp_path / two_tasks.NAME).exists()
+    assert not any(tmp_path.glob("learning_two_tasks*"))
