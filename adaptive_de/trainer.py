@@ -169,7 +169,7 @@ class InnerTrainer:
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         # sums of loss, grad norm and REINFORCE reward, and the first non-finite step (-1: none), on the device
         totals = torch.zeros(4, device=device)
-        totals[3] = -1
+        totals[3].fill_(-1)  # not `totals[3] = -1`: that copies a pageable CPU scalar, and waits for the GPU
         tuned = 0
         start = time.perf_counter()
         for _ in range(steps):

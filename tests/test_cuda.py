@@ -64,7 +64,8 @@ def sync_sites(fn):
 def test_train_round_syncs_once_per_round(loss, compiled):
     """After a warm-up round (lazy optimiser state, the noise bank, compilation), a round of 4 steps with
     every augmentation op and a class-balanced/uniform sampler mix waits for the GPU once: its read-out.
-    On an H200 on 2026-12-04 it waited twice (the read-out and one more per round), down from 6-7."""
+    On an H200 on 2026-12-04 it waited twice, down from 6-7: the read-out and ``totals[3] = -1`` (a blocking
+    copy of a CPU scalar), since made a ``fill_``; that fix awaits a device to confirm it."""
     t = InnerTrainer(TrainConfig(loss=loss, steps=12, batch_size=8, device="cuda", compile=compiled),
                      data=synth_splits(32, 16))
     t.sampler.set_coefficients((0.5, 0.5, 0.0))
