@@ -61,8 +61,6 @@ def read_tasks(out: Path, tags: dict[str, str] = TASKS) -> dict[str, dict[str, A
     """Each task's side study (``tags``: task -> its study's tag), checked to share the preset and sizes (only
     the data may differ)."""
     studies = {task: read_study(out, tag) for task, tag in tags.items()}
-    for study, tag in zip(studies.values(), tags.values(), strict=True):
-        study["tag"] = tag
     designs = {(s["preset"], tuple(sorted((k, v) for k, v in s["env"].items() if k != "data")))
                for s in studies.values()}
     if len(designs) > 1:
@@ -70,10 +68,10 @@ def read_tasks(out: Path, tags: dict[str, str] = TASKS) -> dict[str, dict[str, A
     return studies
 
 
-def analyse(studies: dict[str, dict[str, Any]], tag: str | None = None) -> dict[str, Any]:
-    """Per task and over both (``studies`` as ``read_tasks`` gives them): every method's test mean F1 (points),
-    the best fixed recipe by its two-task score, and every learner's two-task gap to every non-learning method.
-    ``tag`` names the analysis (see ``files``)."""
+def analyse(studies: dict[str, dict[str, Any]], tags: dict[str, str] = TASKS, tag: str | None = None) -> dict[str, Any]:
+    """Per task and over both (``studies`` as ``read_tasks(out, tags)`` gives them): every method's test mean F1
+    (points), the best fixed recipe by its two-task score, and every learner's two-task gap to every non-learning
+    method. ``tag`` names the analysis (see ``files``)."""
     methods = [m for m in next(iter(studies.values()))["methods"] if all(m in s["methods"] for s in studies.values())]
     scores = {m: [100 * statistics.fmean(s["methods"][m]["test_mean_f1"]) for s in studies.values()] for m in methods}
     fixed = [m for m in NON_LEARNING if m in scores]
@@ -84,7 +82,7 @@ def analyse(studies: dict[str, dict[str, Any]], tag: str | None = None) -> dict[
     best = max(fixed, key=two_task_score.__getitem__)
     gaps = {learner: {m: two_task_gap([paired(s["methods"][learner]["test_mean_f1"], s["methods"][m]["test_mean_f1"])
                                        for s in studies.values()]) for m in fixed} for learner in learners}
-    return {"tag": tag, "tasks": {task: {"study": study_file(s["tag"]), "seeds": s["seeds"], "env": s["env"],
+    return {"tag": tag, "tasks": {task: {"study": study_file(tags[task]), "seeds": s["seeds"], "env": s["env"],
                              "cpu": s.get("machine", {}).get("cpu")} for task, s in studies.items()},
             "scores": scores, "two_task_score": two_task_score,
             "best_fixed_recipe": best, "gaps": gaps}
@@ -152,8 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     if tags != TASKS and not args.tag:
         raise UserError("--tasks other than the plan's need a --tag, so their results do not overwrite its own")
     name, _, section = files(args.tag)
-    publish_study(name, args.out, None if args.report else (lambda: analyse(read_tasks(args.out, tags), args.tag)),
-                  plot=plot, report=report, section=section)
+    measure = None if args.report else (lambda: analyse(read_tasks(args.out, tags), tags, args.tag))
+    publish_study(name, args.out, measure, plot=plot, report=report, section=section)
 
 
 if __name__ == "__main__":
