@@ -72,6 +72,7 @@ class EnvConfig:
     reward_mode: str = "delta"  # delta | absolute | final
     nonfinite_penalty: float = -1.0  # reward of a round whose training loss became NaN/inf (ends the episode)
     device: str = TrainConfig.device
+    cuda_graph: bool | None = TrainConfig.cuda_graph  # False: no graph per member (large models in large populations)
     seed: int = TrainConfig.seed  # model initialisation, the warm-up, and the default run/episode RNG
 
     def __post_init__(self) -> None:
@@ -98,7 +99,7 @@ class EnvConfig:
                            steps=self.episode_steps, lr=self.lr, loss=self.inner_loss, tune_from=tune_from,
                            tune_lr_factor=self.tune_lr_factor, ce_weight=self.ce_weight, reward=reward,
                            reward_kw=reward_kw, num_samples=self.num_samples, seed=self.seed, device=self.device,
-                           eval_batch_size=self.eval_batch_size)
+                           cuda_graph=self.cuda_graph, eval_batch_size=self.eval_batch_size)
 
     def resolved_inner_reward(self) -> tuple[str, dict[str, Any]]:
         """The REINFORCE reward spec and its parameters (the env reward's unless set separately)."""

@@ -66,6 +66,8 @@ def build_parser() -> CliParser:
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the model (default: on CUDA only, where it pays)")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay each cross-entropy step as one CUDA graph (default: on CUDA)")
     p.add_argument("--out", default=None, help="write the final scores as JSON here")
     return p
 
@@ -78,7 +80,7 @@ def config_from_args(args) -> TrainConfig:
                        num_samples=args.num_samples, baseline=args.baseline, credit=args.credit,
                        reduction=args.reduction, reward_weight=args.reward_weight, temperature=args.temperature,
                        entropy_weight=args.entropy_weight, ce_weight=args.ce_weight, seed=args.seed,
-                       device=args.device, compile=args.compile)
+                       device=args.device, compile=args.compile, cuda_graph=args.cuda_graph)
 
 
 def f1_table(scheme, results: dict[str, dict[str, Any]]) -> Table:

@@ -37,12 +37,16 @@ from .data.sampling import MixtureSampler, Sampler
 from .device import autocast, pick_device, prepare
 from .errors import UserError
 from .files import atomic_path
+from .graphs import CapturedStep, plain_lr, set_lr, tensor_lr
 from .losses import reinforce_loss
 from .metrics import ConfusionAccumulator
 from .models import build_model, default_image_size
 from .rewards import check_reward_sum, get_reward, without_ignored
 
 Policy = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+# Eager cross-entropy steps before one is recorded as a CUDA graph: the first compiles the model and makes
+# AdamW's moments, the second runs in the steady state that the graph then repeats.
+GRAPH_WARMUP = 2
 
 
 class NonFiniteLossError(RuntimeError):
@@ -101,6 +105,12 @@ class InnerTrainer:
         # fused AdamW: one kernel for all parameters, and it skips a step on device when found_inf is set
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
                                            betas=(0.9, 0.999), fused=True)
+        self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.graphed = self.device.type == "cuda" if config.cuda_graph is None else config.cuda_graph
+        if self.graphed and self.device.type != "cuda":
+            raise UserError(f"cuda_graph needs a CUDA device, not {self.device}")
+        self._graph: CapturedStep | None = None
+        self._eager_steps = 0  # cross-entropy steps run eagerly since the graph was last dropped
         self.reward_fn = get_reward(config.reward, **config.reward_kw)
         has_split = hasattr(self.reward_fn, "class_terms")
         if config.loss != "ce" and config.credit == "class" and not has_split:
@@ -166,7 +176,6 @@ class InnerTrainer:
         policy = policy or NoAugment(self.scheme)
         sampler = sampler or self.sampler
         train, c, device = self.data["train"], self.config, self.device
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         # sums of loss, grad norm and REINFORCE reward, and the first non-finite step (-1: none), on the device
         totals = torch.zeros(4, device=device)
         totals[3].fill_(-1)  # not `totals[3] = -1`: that copies a pageable CPU scalar, and waits for the GPU
@@ -176,28 +185,20 @@ class InnerTrainer:
             idx = sampler.draw(c.batch_size, self.sample_generator)
             idx = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
             x, y = policy(train.images[idx], train.labels[idx], generator=self.augment_generator)
-            y = y.long()
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr_at(self.step)
+            set_lr(self.optimizer, self.lr_at(self.step))
             tuning = self.phase() == "reinforce"
             # REINFORCE samples from the network that is evaluated: dropout off (no BatchNorm in the ViT)
             self.model.train(not tuning or c.policy_dropout)
-            with autocast(device):
-                logits = self._forward(normalise(x))
             if tuning:
-                loss, info = self.tuning_loss(logits, y)
-                per_image_ce = info["per_image_ce"]
+                with autocast(device):
+                    logits = self._forward(normalise(x))
+                loss, info = self.tuning_loss(logits, y.long())
+                per_image_ce = info["per_image_ce"].detach()
+                grad_norm, bad = self._update(loss)
             else:
-                per_image_ce = F.cross_entropy(logits.float(), y, reduction="none",
-                                               ignore_index=self.ce_ignore_index).mean((1, 2))
-                loss, info = per_image_ce.mean(), {}
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(params, c.grad_clip, foreach=True)
-            bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
-            self.optimizer.found_inf = bad.float()  # read by the fused AdamW step: no update where set
-            self.optimizer.step()
-            sampler.update(idx, per_image_ce.detach())
+                loss, per_image_ce, grad_norm, bad, logits = self._ce(x, y)
+                info = {}
+            sampler.update(idx, per_image_ce)
             if "reward" in info:  # REINFORCE steps that sample (not the reward_weight=0 control)
                 totals[2] += info["reward"]
                 tuned += 1
@@ -210,7 +211,7 @@ class InnerTrainer:
         self.optimizer.__dict__.pop("found_inf", None)  # only this loop's steps are guarded by it
         if steps and not tuned:  # no sampled rewards: the reward of the last batch's greedy prediction
             with torch.no_grad():
-                totals[2] = self.reward_fn(*without_ignored(logits.argmax(1), y, self.scheme.ignore_index),
+                totals[2] = self.reward_fn(*without_ignored(logits.argmax(1), y.long(), self.scheme.ignore_index),
                                            self.num_classes).mean()
                 tuned = 1
         loss_sum, grad_sum, reward_sum, bad_step = totals.tolist()  # the round's one host sync
@@ -224,6 +225,45 @@ class InnerTrainer:
         return {"loss": loss_sum / n, "grad_norm": grad_sum / n, "reward": reward_sum / max(tuned, 1),
                 "images_per_s": steps * c.batch_size / max(seconds, 1e-9), "seconds": seconds, "steps": steps,
                 "lr": self.lr_at(max(self.step - 1, 0)), "step": self.step}
+
+    def _ce(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A cross-entropy step (``_ce_step``), replayed from a CUDA graph once the trainer records one."""
+        if not self.graphed:
+            return self._ce_step(x, y)
+        if self._graph is not None and not self._graph.matches(x, y):
+            self._drop_graph()  # a new batch shape: warm up and record again
+        if self._graph is None:
+            if self._eager_steps < GRAPH_WARMUP:
+                self._eager_steps += 1
+                return self._ce_step(x, y)
+            tensor_lr(self.optimizer, self.device)  # a recorded step reads its learning rate from the device
+            self._graph = CapturedStep(self._ce_step, (x, y), self.optimizer)
+        return self._graph(x, y)
+
+    def _drop_graph(self) -> None:
+        self._graph, self._eager_steps = None, 0
+
+    def _ce_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Cross-entropy on an augmented batch (uint8 images, integer labels) and the update; returns the
+        loss, per-image losses, gradient norm, whether the update was skipped, and the logits."""
+        with autocast(self.device):
+            logits = self._forward(normalise(x))
+        per_image_ce = F.cross_entropy(logits.float(), y.long(), reduction="none",
+                                       ignore_index=self.ce_ignore_index).mean((1, 2))
+        loss = per_image_ce.mean()
+        grad_norm, bad = self._update(loss)
+        return loss.detach(), per_image_ce.detach(), grad_norm, bad, logits.detach()
+
+    def _update(self, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backward, gradient clipping and the AdamW step, skipped on the device where the loss or gradient
+        is not finite; returns the gradient norm and that skip flag."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self._params, self.config.grad_clip, foreach=True)
+        bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        self.optimizer.found_inf = bad.float()  # read by the fused AdamW step: no update where set
+        self.optimizer.step()
+        return grad_norm, bad
 
     def tuning_loss(self, logits: torch.Tensor, target: torch.Tensor, **overrides: Any) -> tuple[torch.Tensor, dict]:
         """The REINFORCE phase's loss of ``logits`` against ``target`` as the config sets it (``reinforce_loss``);
@@ -281,20 +321,28 @@ class InnerTrainer:
         return {
             "config": self.config.to_dict(),
             "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
+            **self.weights_state(),
             "rng": {"sample": self.sample_generator.get_state(), "augment": self.augment_generator.get_state(),
                     "reinforce": self.reinforce_generator.get_state(),
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
+    def weights_state(self) -> dict[str, Any]:
+        """What training has learnt, without the step and RNGs: model, optimiser and sampler (a PBT exploit)."""
+        return {"model": self.model.state_dict(), "optimizer": plain_lr(self.optimizer.state_dict()),
+                "sampler": self.sampler.state_dict()}
+
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """Load ``weights_state``'s parts (from any state that has them)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # else it keeps the given tensors
         self.sampler.load_state_dict(state["sampler"])
+        self._drop_graph()  # it reads the optimiser's former tensors
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.load_weights(state)
         rng = state["rng"]
         self.sample_generator.set_state(rng["sample"])
         self.augment_generator.set_state(rng["augment"])

@@ -88,17 +88,10 @@ class Member:
 
     def exploit_state(self) -> dict[str, Any]:
         """What a losing member takes from this one: model, optimiser and sampler state (not its RNGs)."""
-        t = self.trainer
-        return copy.deepcopy({"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
-                              "sampler": t.sampler.state_dict()})
+        return copy.deepcopy(self.trainer.weights_state())
 
     def load_exploit(self, state: dict[str, Any]) -> None:
-        # Optimizer.load_state_dict keeps the given tensors: the caller passes a copy (exploit_state's), so two
-        # members never share, and both update in place, one set of Adam moments.
-        t = self.trainer
-        t.model.load_state_dict(state["model"])
-        t.optimizer.load_state_dict(state["optimizer"])
-        t.sampler.load_state_dict(state["sampler"])
+        self.trainer.load_weights(state)
 
     def state_dict(self) -> dict[str, Any]:
         return self.trainer.state_dict()

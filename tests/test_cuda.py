@@ -9,7 +9,7 @@ import torch
 
 from adaptive_de.augment import LevelPolicy
 from adaptive_de.config import TrainConfig
-from adaptive_de.trainer import InnerTrainer
+from adaptive_de.trainer import GRAPH_WARMUP, InnerTrainer
 from tests.conftest import synth_splits
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -62,15 +62,52 @@ def sync_sites(fn):
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("loss", ["ce", "reinforce"])
 def test_train_round_syncs_once_per_round(loss, compiled):
-    """After a warm-up round (lazy optimiser state, the noise bank, compilation), a round of 4 steps with
-    every augmentation op and a class-balanced/uniform sampler mix waits for the GPU once: its read-out.
-    On an H200 on 2026-12-04 it waited twice, down from 6-7: the read-out and ``totals[3] = -1`` (a blocking
-    copy of a CPU scalar), since made a ``fill_``; that fix awaits a device to confirm it."""
+    """After a warm-up round (lazy optimiser state, the noise bank, compilation, the CUDA graph's recording),
+    a round of 4 steps with every augmentation op and a class-balanced/uniform sampler mix waits for the GPU
+    once: its read-out. On an H200 on 2026-12-04 it waited twice, down from 6-7: the read-out and
+    ``totals[3] = -1`` (a blocking copy of a CPU scalar), since made a ``fill_``."""
     t = InnerTrainer(TrainConfig(loss=loss, steps=12, batch_size=8, device="cuda", compile=compiled),
                      data=synth_splits(32, 16))
     t.sampler.set_coefficients((0.5, 0.5, 0.0))
     policy = LevelPolicy([4] * 16)
-    t.train_round(policy, steps=2)
+    t.train_round(policy, steps=GRAPH_WARMUP + 2)
     stats, sites = sync_sites(lambda: t.train_round(policy, steps=4))
     assert len(sites) == 1, sites
     assert math.isfinite(stats["loss"]) and stats["steps"] == 4
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_cuda_graph_step_matches_eager(compiled):
+    """The recorded cross-entropy step gives the eager step's numbers, reads the learning rate of each step
+    (not the one it was recorded with), and is recorded again after an exploit loads new optimiser state."""
+    data = synth_splits(32, 16)
+
+    def make(graph):
+        return InnerTrainer(TrainConfig(steps=40, batch_size=8, device="cuda", compile=compiled, cuda_graph=graph,
+                                        seed=3), data=data)
+
+    graphed, eager = make(True), make(False)
+    policy = LevelPolicy([2] * 16)
+    for steps in (GRAPH_WARMUP + 1, 4):
+        got, ref = graphed.train_round(policy, steps=steps), eager.train_round(policy, steps=steps)
+        assert got["loss"] == pytest.approx(ref["loss"], rel=1e-3)
+        assert got["grad_norm"] == pytest.approx(ref["grad_norm"], rel=1e-2)
+    assert graphed._graph is not None and eager._graph is None
+    for a, b in zip(graphed.model.parameters(), eager.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=2e-3)  # a few steps of at most lr = 2e-3 each apart
+
+    # A learning rate of 0 must leave the weights as they are, in the graph as in an eager step.
+    before = [p.detach().clone() for p in graphed.model.parameters()]
+    graphed.lr_at = lambda step: 0.0
+    graphed.train_round(policy, steps=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, graphed.model.parameters(), strict=True))
+    del graphed.lr_at
+
+    # Loading a state (here the eager trainer's, RNGs included) makes new Adam moments: the graph is recorded
+    # afresh and matches again.
+    graphed.load_state_dict(eager.state_dict())
+    assert graphed._graph is None
+    for steps in (GRAPH_WARMUP + 1, 3):
+        got, ref = graphed.train_round(policy, steps=steps), eager.train_round(policy, steps=steps)
+        assert got["loss"] == pytest.approx(ref["loss"], rel=1e-3)
+    assert graphed._graph is not None

@@ -197,7 +197,10 @@ def test_the_trainer_config_is_derived_from_the_env_config_in_one_place():
     train = env.train_config()
     assert (train.model, train.data, train.batch_size, train.seed) == (env.model, env.data, 8, 7)
     assert train.steps == env.rounds * env.steps_per_round and train.reward == "mean_f1" and train.tune_from == 0
+    assert EnvConfig(cuda_graph=False).train_config().cuda_graph is False
+    with pytest.raises(UserError, match="cuda_graph must be bool or None"):
+        EnvConfig(cuda_graph="no")
     assert EnvConfig(start="scratch").train_config().tune_from == TrainConfig.tune_from
-    shared = ("data", "batch_size", "lr", "num_samples", "eval_batch_size", "device", "seed")
+    shared = ("data", "batch_size", "lr", "num_samples", "eval_batch_size", "device", "cuda_graph", "seed")
     assert all(getattr(EnvConfig(), f) == getattr(TrainConfig(), f) for f in shared)  # one set of defaults
     assert (EnvConfig().model, EnvConfig().tune_lr_factor) == (TrainConfig().model, 1.0)  # the env tunes at full lr

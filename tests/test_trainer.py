@@ -228,6 +228,30 @@ def test_unknown_reinforce_options_are_user_errors():
             TrainConfig(**{key: "bogus"})
 
 
+def test_cuda_graph_is_a_cuda_switch(data):
+    from adaptive_de.errors import UserError
+    with pytest.raises(UserError, match="cuda_graph must be True, False or None"):
+        TrainConfig(cuda_graph="yes")
+    with pytest.raises(UserError, match="cuda_graph needs a CUDA device, not cpu"):
+        make(data, cuda_graph=True)
+    assert not make(data).graphed  # None: on CUDA only
+
+
+def test_state_saves_learning_rates_as_numbers(data):
+    """A recorded CUDA step reads tensor learning rates; checkpoints keep them as numbers, as eager ones do,
+    so a state saved on a GPU loads on a CPU and into either kind of optimiser."""
+    from adaptive_de.graphs import set_lr, tensor_lr
+    trainer = make(data)
+    trainer.train_round(steps=1)
+    tensor_lr(trainer.optimizer, trainer.device)
+    set_lr(trainer.optimizer, 1e-3)
+    assert all(isinstance(g["lr"], torch.Tensor) and float(g["lr"]) == pytest.approx(1e-3)
+               for g in trainer.optimizer.param_groups)
+    saved = trainer.state_dict()["optimizer"]["param_groups"]
+    assert [g["lr"] for g in saved] == pytest.approx([1e-3, 1e-3]) and all(type(g["lr"]) is float for g in saved)
+    assert isinstance(trainer.optimizer.param_groups[0]["lr"], torch.Tensor)  # the trainer's own are kept
+
+
 def test_credit_follows_what_the_reward_allows(data):
     from adaptive_de.errors import UserError
     with pytest.raises(UserError, match="miou has no per-class split"):
