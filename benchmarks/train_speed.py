@@ -166,8 +166,8 @@ TRIED = """What was tried, keeping the maths (fp32, same model), and what it gav
 
 Two thirds of a step are fp32 matmuls and the flash-attention kernel, already near what MKL and the
 kernel reach on two cores; with the maths kept, about 1.1x is the ceiling seen here, so the 1.3x
-target is not met. The sync-free step is aimed at the GPU, where its figures are pending (no device
-was lent to this task).
+target is not met. The sync-free step and its CUDA graph are aimed at the GPU (see "Training speed
+on the GPU").
 """
 
 
