@@ -90,6 +90,9 @@ class InnerTrainer:
                  splits: tuple[str, ...] = ("train", "val", "test")):
         self.config = config
         self.device = pick_device(config.device)
+        self.graphed = self.device.type == "cuda" if config.cuda_graph is None else config.cuda_graph
+        if self.graphed and self.device.type != "cuda":  # before any data are loaded
+            raise UserError(f"cuda_graph needs a CUDA device, not {self.device}")
         prepare(self.device)
         torch.manual_seed(config.seed)  # model initialisation and dropout
         self.data = {s: self._to_device(data[s] if data and s in data else self._load(s)) for s in splits}
@@ -106,9 +109,6 @@ class InnerTrainer:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
                                            betas=(0.9, 0.999), fused=True)
         self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self.graphed = self.device.type == "cuda" if config.cuda_graph is None else config.cuda_graph
-        if self.graphed and self.device.type != "cuda":
-            raise UserError(f"cuda_graph needs a CUDA device, not {self.device}")
         self._graph: CapturedStep | None = None
         self._eager_steps = 0  # cross-entropy steps run eagerly since the graph was last dropped
         self.reward_fn = get_reward(config.reward, **config.reward_kw)

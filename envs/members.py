@@ -13,7 +13,6 @@ member loses at most the round it was training, and the numbers are those of an 
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -87,8 +86,9 @@ class Member:
             return self.trainer.evaluate(split)
 
     def exploit_state(self) -> dict[str, Any]:
-        """What a losing member takes from this one: model, optimiser and sampler state (not its RNGs)."""
-        return copy.deepcopy(self.trainer.weights_state())
+        """What a losing member takes from this one: model, optimiser and sampler state (not its RNGs). Live
+        tensors: ``load_exploit`` copies what it keeps."""
+        return self.trainer.weights_state()
 
     def load_exploit(self, state: dict[str, Any]) -> None:
         self.trainer.load_weights(state)
