@@ -63,6 +63,9 @@ class EnvConfig:
     members: int = 4  # inner trainers in the population (the VecEnv's num_envs)
     exploit_every: int = 2  # rounds between exploits (the worst members take the best's model and optimiser)
     exploit_fraction: float = 0.25  # share of the population replaced at an exploit (at least one member)
+    # Common random numbers beyond the batches: every member of a round takes the same augmentation, dropout and
+    # REINFORCE draws, so the group-relative reward compares the actions, not each member's luck.
+    common_draws: bool = False
     inner_loss: str = "ce_then_reinforce"  # ce | reinforce | ce_then_reinforce
     reward: str = "f1_fp"  # env reward: a reward spec scored on the val subset
     reward_kw: dict[str, Any] = field(default_factory=dict)

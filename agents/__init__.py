@@ -10,6 +10,7 @@ ppo                PPO over one magnitude for every op (an offset from the prior
 prior              that prior, frozen (ppo's control: exploit only)
 ppo_flat           ppo from a flat prior over the strengths
 prior_flat         that flat prior, frozen (ppo_flat's control)
+ppo_return         ppo crediting each action with its rollout's rewards to the end (gamma = 1; control: prior)
 replay:FILE        ppo's per-round strength frequencies from a finished study, replayed without learning
 ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
 prior_levels       that per-op prior, frozen (ppo_levels's control)
@@ -39,7 +40,7 @@ from agents.population import (
     ReplayAgent,
     run_population,
 )
-from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOFlatAgent, PPOLevelsAgent, SB3Agent
+from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOFlatAgent, PPOLevelsAgent, PPOReturnAgent, SB3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
@@ -47,6 +48,7 @@ AGENTS: dict[str, type[Agent]] = {
     "ppo_flat": PPOFlatAgent,
     "prior_flat": FlatPriorAgent,
     "replay": ReplayAgent,
+    "ppo_return": PPOReturnAgent,
     "ppo_levels": PPOLevelsAgent,
     "prior_levels": LevelsPriorAgent,
     "a2c": A2CAgent,
@@ -82,6 +84,7 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "FlatPriorAgent", "GridAgent",
-           "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOLevelsAgent", "PriorAgent",
+           "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOLevelsAgent", "PPOReturnAgent",
+           "PriorAgent",
            "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

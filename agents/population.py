@@ -11,6 +11,8 @@ ppo             learned during the run over one magnitude (``STRENGTH_MENU``: an
 prior           drawn from ``ppo``'s prior every round, never updated (what PPO starts from: exploit only)
 ppo_flat        ``ppo`` starting from a flat prior over the strengths instead (``agents.sb3.PPOFlatAgent``)
 prior_flat      that flat prior, frozen: every member's strength drawn uniformly every round (its control)
+ppo_return      ``ppo`` crediting each action with its rollout's rewards to the end (``agents.sb3.PPOReturnAgent``;
+                its control is ``prior``)
 replay          drawn every round from how often a finished study's ``ppo`` chose each strength in that
                 round (on other seeds): ppo's typical schedule without its in-run learning
 ppo_levels      learned during the run over every op's level and the sampling mode, starting from

@@ -18,7 +18,8 @@ Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate
 ``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
 gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels,strengths}.png``, or
 with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where ppo,
-ppo_flat or ppo_replay ran: the strength offset chosen per round); with ``--out docs`` also the RESULTS.md section.
+ppo_flat, ppo_return or ppo_replay ran: the strength offset chosen per round); with ``--out docs`` also the
+RESULTS.md section.
 ``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
 re-renders the plots and the section from ``OUT/learning.json`` (with ``--tag T``, a side study's table
@@ -69,9 +70,9 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo", "ppo_flat", "ppo_levels")
+LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_levels")
 # each learner's frozen prior: learning vs selection
-CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_levels": "prior_levels"}
+CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_levels": "prior_levels"}
 
 
 def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
@@ -89,10 +90,12 @@ ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
-STRENGTH_CHOOSERS = ("ppo", "ppo_flat", REPLAY)  # the methods whose schedules move over ppo's strength menu
+# the methods whose schedules move over ppo's strength menu
+STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY)
 # Further paired gaps, each between two methods that differ in one thing, reported where both ran:
 ONE_CHANGE_PAIRS = (
     ("ppo_flat", "ppo"),  # the prior the learner starts from
+    ("ppo_return", "ppo"),  # the credit: the rest of the rollout's rewards, or the round's own
     ("ppo", REPLAY),  # ppo's learning within the run, beyond its typical schedule
     (REPLAY, "prior"),  # that schedule, transferred, vs the prior it grew from
     ("pbt_tune", "pbt"),  # Ray Tune's PBT cross-checks the in-house one

@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from adaptive_de.augment import Policy
@@ -29,6 +30,44 @@ from envs.face_parsing import SAMPLING_MODES, build_trainer, isolated_rng, val_s
 
 # Member methods that change its state: a Ray member's state is captured after each (its restart point).
 MUTATING = ("start", "play_round", "load_exploit", "load_state_dict")
+
+
+def mix_seed(*values: int) -> int:
+    """A seed from several integers (run seed, stream, round, member) that no other combination shares."""
+    return int(np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0])
+
+
+def round_seeds(config: EnvConfig, run_seed: int, round_: int, member: int) -> tuple[int, int, int | None]:
+    """``play_round``'s seeds for ``member`` in round ``round_`` of a run: the batch indices' (shared by every
+    member), dropout's (the member's own, or with ``config.common_draws`` the round's) and the augmentation and
+    REINFORCE draws' (None: the member's live streams; with ``common_draws``, the round's)."""
+    if not config.common_draws:
+        return mix_seed(run_seed, 2, round_), mix_seed(run_seed, 3, round_, member), None
+    return mix_seed(run_seed, 2, round_), mix_seed(run_seed, 3, round_), mix_seed(run_seed, 4, round_)
+
+
+class SeededDraws(Policy):
+    """``policy`` with its generator reseeded before every batch from ``seed`` and the batch's index in the round.
+
+    Members that share ``seed`` draw the same uniforms, signs, noise and boxes at every step whatever their
+    levels (a branch one member's levels skip cannot shift the others' later draws), so the difference
+    between two members' rounds comes from their levels, not from their luck.
+    """
+
+    def __init__(self, policy: Policy, seed: int):
+        super().__init__(policy.scheme, erase_to_background=policy.erase_to_background)
+        self.policy, self.seed, self.calls = policy, seed, 0
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if generator is None:
+            raise ValueError("SeededDraws needs the trainer's generator to reseed")
+        generator.manual_seed(mix_seed(self.seed, 0, self.calls))
+        self.calls += 1
+        return self.policy(images, labels, generator=generator)
+
+    def __repr__(self) -> str:
+        return f"SeededDraws({self.policy!r}, seed={self.seed})"
 
 
 class Member:
@@ -55,8 +94,10 @@ class Member:
             self.trainer.load_state_dict(state)
         self.trainer.augment_generator.manual_seed(augment_seed)
 
-    def play_round(self, policy: Policy, mode: str, sample_seed: int, dropout_seed: int) -> dict[str, Any]:
-        """Train one round with ``policy`` and sampling ``mode``, then score the reward subset.
+    def play_round(self, policy: Policy, mode: str, sample_seed: int, dropout_seed: int,
+                   draw_seed: int | None = None) -> dict[str, Any]:
+        """Train one round with ``policy`` and sampling ``mode``, then score the reward subset. With a ``draw_seed``
+        (``round_seeds``), augmentation and REINFORCE draws come from it instead of the member's live streams.
 
         Returns ``{"stats": train_round's, "scores": evaluate's, "error": message or None}``; a round whose
         loss became non-finite keeps the member's finite updates and reports the error.
@@ -65,6 +106,9 @@ class Member:
         trainer.sampler.set_coefficients(SAMPLING_MODES[mode])
         # Common random numbers: the round's batch indices are the same for every member of a mode.
         trainer.sample_generator.manual_seed(sample_seed)
+        if draw_seed is not None:
+            policy = SeededDraws(policy, draw_seed)
+            trainer.reinforce_generator.manual_seed(mix_seed(draw_seed, 1))
         error = None
         try:
             with isolated_rng(trainer.device):

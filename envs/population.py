@@ -9,7 +9,9 @@ Population Based Augmentation, Ho et al. 2019).
 **Members.** Every member starts from the same model (the cached CE-pretrained warm-up, or the seeded
 initialisation), with a fresh optimiser. All members of a round draw the same batch indices under the
 same sampling mode (common random numbers: the round's sampler seed is shared), so differences
-between members come from their actions. Augmentation draws and dropout have a stream per member.
+between members come from their actions. Augmentation draws and dropout have a stream per member, or
+with ``common_draws=True`` one per round that every member shares (the same uniforms, signs, noise and
+REINFORCE samples at each step), so two members differ by their actions and their histories only.
 
 **Action, observation** per member: as ``FaceParsingAugmentEnv``'s (16 levels and a sampling mode;
 progress, loss, val-subset scores, last action). ``reset`` options ``{"policy": SPEC}`` train the whole
@@ -62,7 +64,7 @@ from envs.face_parsing import (
     observation,
     score_info,
 )
-from envs.members import InProcess, Member, make_members
+from envs.members import InProcess, Member, make_members, mix_seed, round_seeds
 
 POINTS = 100.0  # rewards in points of the reward's value (x100), readable beside F1 in %
 
@@ -143,7 +145,7 @@ class PopulationEnv(VecEnv):
     def _start_run(self, seed: int) -> None:
         """Every member back to the start state; per-member augmentation streams from ``seed``."""
         self._run_seed = int(seed)
-        self.members.call("start", [(self._start_state, _mix(self._run_seed, 1, i)) for i in range(self.num_envs)])
+        self.members.call("start", [(self._start_state, mix_seed(self._run_seed, 1, i)) for i in range(self.num_envs)])
         self._round = 0
         self._scores = [self._start_scores] * self.num_envs
         self._values = [self._start_scores["reward"]] * self.num_envs
@@ -183,7 +185,7 @@ class PopulationEnv(VecEnv):
         plans = [self._member_policy(action) for action in actions]
         modes = [list(SAMPLING_MODES)[int(action[-1])] for action in actions]
         results = self.members.call("play_round", [
-            (policy, mode, _mix(self._run_seed, 2, self._round), _mix(self._run_seed, 3, self._round, i))
+            (policy, mode, *round_seeds(self.config, self._run_seed, self._round, i))
             for i, ((policy, _), mode) in enumerate(zip(plans, modes, strict=True))])
         for i, (action, (_, levels), mode, result) in enumerate(zip(actions, plans, modes, results, strict=True)):
             stats = result["stats"]
@@ -302,8 +304,3 @@ class PopulationEnv(VecEnv):
         if indices is None:
             return range(self.num_envs)
         return [indices] if isinstance(indices, int) else list(indices)
-
-
-def _mix(*values: int) -> int:
-    """A seed from several integers (run seed, stream, round, member) that no other combination shares."""
-    return int(np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0])

@@ -156,3 +156,38 @@ def test_action_outside_the_space_is_refused(env):
     bad[0, 0] = len(OPS)
     with pytest.raises(ValueError, match="is not in"):
         env.step(bad)
+
+
+@pytest.mark.parametrize("common", [False, True])
+def test_common_draws_make_two_members_with_one_action_twins(common):
+    env = PopulationEnv(**{**SMOKE, "exploit_every": 4}, common_draws=common)  # no exploit: no copied twins
+    env.reset()
+    a = actions(env, 3)
+    a[1] = a[0]  # members 0 and 1 take one action, member 2 another
+    assert not np.array_equal(a[2], a[0])
+    for _ in range(2):
+        _, rewards, _, _ = env.step(a)
+    weights = [torch.cat([p.detach().flatten() for p in t.model.parameters()]) for t in env.trainers]
+    # with their own streams the twins' augmentations differ; with the round's draws nothing but the action can
+    assert torch.equal(weights[0], weights[1]) == common
+    assert (rewards[0] == rewards[1]) == common
+    assert not torch.equal(weights[0], weights[2])
+
+
+def test_seeded_draws_depend_on_the_batch_index_not_on_what_other_levels_drew():
+    from adaptive_de.augment import LevelPolicy
+    from envs.members import SeededDraws
+
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.randint(0, 11, (8, 16, 16))
+    with_noise, without = LevelPolicy({"rotate": 4, "noise": 4}), LevelPolicy({"rotate": 4})
+
+    def second_labels(policy, wrap):
+        generator = torch.Generator().manual_seed(0)
+        call = SeededDraws(policy, seed=7) if wrap else policy
+        call(images, labels, generator=generator)  # the first batch: only with_noise draws noise windows
+        return call(images, labels, generator=generator)[1]
+
+    # a live stream: the first batch's noise draws shift the second batch's rotations
+    assert not torch.equal(second_labels(with_noise, False), second_labels(without, False))
+    assert torch.equal(second_labels(with_noise, True), second_labels(without, True))

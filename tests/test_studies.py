@@ -104,8 +104,13 @@ def test_reward_signal_separates_the_recipes_gap_from_the_noise_within_a_pair():
     half = runs.T975[2] * 0.5 / math.sqrt(3)
     np.testing.assert_allclose(a["signal_ci95"], [2.0 - half, 2.0 + half])
     assert a["sigma"] == pytest.approx(3.0 / math.sqrt(2))  # a pair's members differ by 3: one member's std
-    assert a["comparisons_needed"] == pytest.approx(9.0)  # (2 * sqrt(2) * sigma / signal) ** 2
+    # one oracle member minus one prior member: the four pairings deviate by -3, 0, 0 and +3 from the signal
+    assert a["comparison_sd"] == pytest.approx(3.0 / math.sqrt(2))
+    assert a["comparisons_needed"] == pytest.approx(4.5)  # (2 * comparison_sd / signal) ** 2
     assert a["comparisons_per_run"] == 16
+    # the pairs' spread alternates in sign round by round, so it cancels in the final levels; the signal adds up
+    np.testing.assert_allclose(a["level_gap_per_seed"], [16.0, 20.0, 12.0])
+    assert a["level_sigma"] == pytest.approx(0.0)
     assert reward_signal.analyse([seed(-1.0, 3.0)])["comparisons_needed"] is None  # no gain: never told apart
 
 
