@@ -85,6 +85,5 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "FlatPriorAgent", "GridAgent",
            "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOLevelsAgent", "PPOReturnAgent",
-           "PriorAgent",
-           "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "TrivialAugmentAgent",
+           "PriorAgent", "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

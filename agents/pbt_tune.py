@@ -25,7 +25,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS, LevelPolicy
 from adaptive_de.presets import EnvConfig
 from agents.population import comparison_row, sample_prior
 from envs.face_parsing import LEVEL_P, SAMPLING_MODES
-from envs.members import Member, mix_seed, round_seeds
+from envs.members import Member, augment_seed, round_seeds
 
 MODES = list(SAMPLING_MODES)
 CHECKPOINT = "member.pt"
@@ -42,7 +42,7 @@ def _trainable():
             self.env_config = EnvConfig(**config["env"])
             self.run_seed, self.member_index = config["run_seed"], config["member"]
             self.member = Member(self.env_config, threads=1)  # at the run's start: the warm-up, a fresh optimiser
-            self.member.trainer.augment_generator.manual_seed(mix_seed(self.run_seed, 1, self.member_index))
+            self.member.trainer.augment_generator.manual_seed(augment_seed(self.run_seed, self.member_index))
             self.action = [int(config[k]) for k in KEYS]
             self.history: list[dict[str, Any]] = []  # the levels of every round behind this member's model
 

@@ -114,9 +114,9 @@ def analyse(rewards_by_seed: list[list[list[float]]]) -> dict[str, Any]:
             "level_gap_per_seed": level_gap, "level_sigma": level_sigma}
 
 
-def stem(data: dict[str, Any]) -> str:
+def stem(common_draws: bool) -> str:
     """The study's file stem: ``reward_signal``, or ``reward_signal_common`` for a run with common draws."""
-    return "reward_signal_common" if data.get("common_draws") else "reward_signal"
+    return "reward_signal_common" if common_draws else "reward_signal"
 
 
 def report(data: dict[str, Any]) -> str:
@@ -133,7 +133,7 @@ def report(data: dict[str, Any]) -> str:
     noise = ("the pairs' members are twins (sigma = 0 by construction)" if common else
              f"sigma = **{a['sigma']:.2f} points**")
     return (f"Written by `python -m benchmarks.reward_signal{' --common-draws' if common else ''}` "
-            f"(docs/{stem(data)}.json) on {m['cpu']}, {m['cores']} "
+            f"(docs/{stem(common)}.json) on {m['cpu']}, {m['cores']} "
             f"cores: seeds {data['seeds']}, preset `{data['preset']}`, a population of {data['members']} members x "
             f"{data['rounds']} rounds x {data['steps_per_round']} steps from the seed's CE warm-up, "
             "exploits off; members 0-1 train the agent's prior recipe, members 2-3 the `oracle` "
@@ -153,7 +153,7 @@ def report(data: dict[str, Any]) -> str:
             + (" (0: twins)" if common else f", against {a['sigma']:.2f} for one round's gain") + ". Most of a "
             "round's noise is the level's wobble, which the next round's gain takes back: credit summed over "
             "rounds (`ppo_return`) keeps the signal and drops that noise.\n\n"
-            f"![reward signal]({stem(data)}.png)\n")
+            f"![reward signal]({stem(common)}.png)\n")
 
 
 def plot(data: dict[str, Any], out: Path) -> None:
@@ -165,10 +165,11 @@ def plot(data: dict[str, Any], out: Path) -> None:
     band = a["comparison_sd"]
     ax.axhspan(-band, band, color="0.85", label="±1 std of one comparison's noise")
     ax.axhline(0, color="k", lw=0.8)
-    title = "Per-round reward signal vs noise" + (", common draws" if data.get("common_draws") else "")
+    common = data.get("common_draws", False)
+    title = "Per-round reward signal vs noise" + (", common draws" if common else "")
     ax.set(xlabel="round", ylabel="oracle − prior reward (points)", title=title)
     ax.legend(fontsize=8)
-    save_figure(fig, f"{stem(data)}.png", out)
+    save_figure(fig, f"{stem(common)}.png", out)
 
 
 def measure(preset: str, env: dict[str, Any], seeds: list[int], *, jobs: int) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     env = {"common_draws": True} if args.common_draws else {}
     sizes = ("smoke", env, [0]) if args.quick else ("cpu", {**SIZES, **env}, args.seeds)
     out = Path("runs/reward-signal-quick") if args.quick else DOCS
-    name = stem({"common_draws": args.common_draws}) + ".json"
+    name = stem(args.common_draws) + ".json"
 
     def reanalysed() -> dict[str, Any]:
         data = json.loads((out / name).read_text())

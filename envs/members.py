@@ -37,6 +37,11 @@ def mix_seed(*values: int) -> int:
     return int(np.random.SeedSequence([v % 2**32 for v in values]).generate_state(1)[0])
 
 
+def augment_seed(run_seed: int, member: int) -> int:
+    """The seed of ``member``'s live augmentation stream in a run (``Member.start``)."""
+    return mix_seed(run_seed, 1, member)
+
+
 def round_seeds(config: EnvConfig, run_seed: int, round_: int, member: int) -> tuple[int, int, int | None]:
     """``play_round``'s seeds for ``member`` in round ``round_`` of a run: the batch indices' (shared by every
     member), dropout's (the member's own, or with ``config.common_draws`` the round's) and the augmentation and
@@ -46,7 +51,7 @@ def round_seeds(config: EnvConfig, run_seed: int, round_: int, member: int) -> t
     return mix_seed(run_seed, 2, round_), mix_seed(run_seed, 3, round_), mix_seed(run_seed, 4, round_)
 
 
-class SeededDraws(Policy):
+class SeededDraws:
     """``policy`` with its generator reseeded before every batch from ``seed`` and the batch's index in the round.
 
     Members that share ``seed`` draw the same uniforms, signs, noise and boxes at every step whatever their
@@ -55,7 +60,6 @@ class SeededDraws(Policy):
     """
 
     def __init__(self, policy: Policy, seed: int):
-        super().__init__(policy.scheme, erase_to_background=policy.erase_to_background)
         self.policy, self.seed, self.calls = policy, seed, 0
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, *,
@@ -106,14 +110,14 @@ class Member:
         trainer.sampler.set_coefficients(SAMPLING_MODES[mode])
         # Common random numbers: the round's batch indices are the same for every member of a mode.
         trainer.sample_generator.manual_seed(sample_seed)
+        augment = policy if draw_seed is None else SeededDraws(policy, draw_seed)
         if draw_seed is not None:
-            policy = SeededDraws(policy, draw_seed)
             trainer.reinforce_generator.manual_seed(mix_seed(draw_seed, 1))
         error = None
         try:
             with isolated_rng(trainer.device):
                 torch.manual_seed(dropout_seed)
-                stats = trainer.train_round(policy, steps=self.config.steps_per_round)
+                stats = trainer.train_round(augment, steps=self.config.steps_per_round)
         except NonFiniteLossError as e:
             stats, error = {"loss": math.nan, "reward": math.nan, "lr": math.nan}, str(e)
         stats["inner_step"] = trainer.step

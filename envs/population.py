@@ -64,7 +64,7 @@ from envs.face_parsing import (
     observation,
     score_info,
 )
-from envs.members import InProcess, Member, make_members, mix_seed, round_seeds
+from envs.members import InProcess, Member, augment_seed, make_members, round_seeds
 
 POINTS = 100.0  # rewards in points of the reward's value (x100), readable beside F1 in %
 
@@ -145,7 +145,7 @@ class PopulationEnv(VecEnv):
     def _start_run(self, seed: int) -> None:
         """Every member back to the start state; per-member augmentation streams from ``seed``."""
         self._run_seed = int(seed)
-        self.members.call("start", [(self._start_state, mix_seed(self._run_seed, 1, i)) for i in range(self.num_envs)])
+        self.members.call("start", [(self._start_state, augment_seed(self._run_seed, i)) for i in range(self.num_envs)])
         self._round = 0
         self._scores = [self._start_scores] * self.num_envs
         self._values = [self._start_scores["reward"]] * self.num_envs

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive_de.augment import OPS
+from adaptive_de.augment import OPS, LevelPolicy
 from adaptive_de.data import FaceParsingSet
 from adaptive_de.data.sampling import MixtureSampler
 from adaptive_de.errors import UserError
 from adaptive_de.metrics import parsing_scores
 from adaptive_de.trainer import InnerTrainer
 from envs import PopulationEnv
+from envs.members import SeededDraws
 
 SMOKE = {"preset": "smoke", "members": 3, "rounds": 4, "exploit_every": 2, "exploit_fraction": 0.34}
 
@@ -175,9 +176,6 @@ def test_common_draws_make_two_members_with_one_action_twins(common):
 
 
 def test_seeded_draws_depend_on_the_batch_index_not_on_what_other_levels_drew():
-    from adaptive_de.augment import LevelPolicy
-    from envs.members import SeededDraws
-
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     labels = torch.randint(0, 11, (8, 16, 16))
     with_noise, without = LevelPolicy({"rotate": 4, "noise": 4}), LevelPolicy({"rotate": 4})
