@@ -181,10 +181,10 @@ class PPOFlatAgent(PPOAgent):
 class PPOReturnAgent(PPOAgent):
     """``ppo`` crediting each action with the reward to the end of its rollout (``gamma = 1``) instead of its own
     round's: the same prior, menu and updates, only the credit differs. A member's per-round gains are mostly
-    measurement noise that cancels over consecutive rounds: two members of one recipe differ by about 1 point
-    per round but 0.4-0.8 points in level, while the oracle recipe's lead over the prior's adds up to about 6
-    points over a run (``benchmarks.reward_signal``). Summed over a rollout (a third of the run), an early
-    action's lasting effect counts several times and the noise between its ends only once."""
+    measurement noise that cancels over consecutive rounds: with its action fixed, one member's gain varies by 1.04
+    points a round but its final level by 0.54, while the oracle recipe's lead over the prior's adds up to +6.51
+    points over a run (``benchmarks.reward_signal``, docs/reward_signal.json). Summed over a rollout (a third of the
+    run), an early action's lasting effect counts several times and the noise between its ends only once."""
 
     agent_name = "ppo_return"
 
