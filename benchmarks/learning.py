@@ -49,6 +49,7 @@ from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import (  # noqa: E402
+    GRID,
     PRIOR_MODE,
     STRENGTHS,
     play_method,
@@ -385,7 +386,7 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(means) + study_time(data) + strengths_link(means, tag))
+            + strength_schedules(means) + grid_choices(data) + study_time(data) + strengths_link(means, tag))
 
 
 def other_non_learning_gaps(data: dict[str, Any]) -> str:
@@ -462,7 +463,7 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
             f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
             f"gaps are paired by seed, with the 95% t-interval of their mean." + merge_note(data) + "\n\n"
-            + table(data) + "\n\n" + targets(data) + strength_schedules(means) + study_time(data)
+            + table(data) + "\n\n" + targets(data) + strength_schedules(means) + grid_choices(data) + study_time(data)
             + "".join(f"- Side study `{tag}` (seeds {side['seeds']}, methods {', '.join(side['methods'])}): `ppo` vs "
                       f"the best non-learning method `{side['comparisons']['best_non_learning']}`: "
                       f"{verdict(side['comparisons']['ppo_vs_best_non_learning'], 1)}{unrun_note(side['methods'])}"
@@ -478,6 +479,20 @@ def replay_note(data: dict[str, Any]) -> str:
     """For a study that ran ``ppo_replay``: ppo's gap to it (the in-run learning beyond ppo's typical schedule)."""
     gap = data["comparisons"].get(f"ppo_vs_{REPLAY}")
     return "" if gap is None else f"; `ppo` vs `{REPLAY}` (its schedule replayed, no learning): {fmt_gap(gap)}"
+
+
+def grid_choices(data: dict[str, Any]) -> str:
+    """A bullet naming the grid candidate that ``best_fixed``'s final model trained in the last round, per seed
+    (chosen by the selection split through the exploits), so a reader sees which recipe the grid's selection found."""
+    runs, method = data["schedules"].get("best_fixed"), data["methods"].get("best_fixed")
+    if not runs or "best_member" not in (method or {}):
+        return ""
+    names = {tuple(levels[:len(OPS)]): name for name, levels in GRID.items()}
+    seeds: dict[str, list[int]] = {}
+    for seed, run, best in zip(data["seeds"], runs, method["best_member"], strict=True):
+        seeds.setdefault(names.get(tuple(run[-1]["levels"][best]), "another recipe"), []).append(seed)
+    return ("- `best_fixed`'s final model trained " + "; ".join(
+        f"`{name}` on seed{'s' * (len(s) > 1)} {', '.join(map(str, s))}" for name, s in seeds.items()) + "\n")
 
 
 def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -408,3 +408,17 @@ def test_a_side_study_of_a_learner_states_its_targets_with_verdicts():
     # the one non-learning method the targets do not name gets its own paired gap: +12, +12, +12 points
     assert "- `ppo` vs `none`: +12.00 [+12.00, +12.00] (per seed: +12.00, +12.00, +12.00) points\n" in text
     assert "`ppo` vs `randaugment`:" not in text and "`ppo` vs `prior`:" not in text
+
+
+def test_the_report_names_the_grid_candidate_best_fixeds_final_member_trained():
+    from agents.population import GRID
+    geo, all2 = GRID["geo+photo"][:len(OPS)], GRID["all-2"][:len(OPS)]
+    # per seed, one round of 2 members; the final member is member 1 on seeds 5 and 7, member 0 on seed 6
+    rounds = [[{"levels": [all2, geo]}], [{"levels": [all2, geo]}], [{"levels": [[1] * len(OPS), geo]}]]
+    data = {"seeds": [5, 6, 7], "schedules": {"best_fixed": rounds},
+            "methods": {"best_fixed": {"best_member": [1, 0, 0]}}}
+    assert learning.grid_choices(data) == ("- `best_fixed`'s final model trained `geo+photo` on seed 5; `all-2` on "
+                                           "seed 6; `all-1` on seed 7\n")
+    data["schedules"]["best_fixed"][2][0]["levels"][0] = [4] * len(OPS)  # no grid candidate
+    assert "`another recipe` on seed 7" in learning.grid_choices(data)
+    assert learning.grid_choices({"seeds": [5], "schedules": {}, "methods": {}}) == ""  # best_fixed did not run
