@@ -11,6 +11,8 @@ prior              that prior, frozen (ppo's control: exploit only)
 ppo_flat           ppo from a flat prior over the strengths
 prior_flat         that flat prior, frozen (ppo_flat's control)
 ppo_return         ppo crediting each action with its rollout's rewards to the end (gamma = 1; control: prior)
+ppo_grid           ppo_return choosing from best_fixed's four candidates, from a flat prior
+prior_grid         that flat prior, frozen (ppo_grid's control)
 replay:FILE        ppo's per-round strength frequencies from a finished study, replayed without learning
 ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
 prior_levels       that per-op prior, frozen (ppo_levels's control)
@@ -34,13 +36,23 @@ from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgen
 from agents.population import (
     FlatPriorAgent,
     GridAgent,
+    GridPriorAgent,
     LevelsPriorAgent,
     PBTAgent,
     PriorAgent,
     ReplayAgent,
     run_population,
 )
-from agents.sb3 import A2CAgent, DQNAgent, PPOAgent, PPOFlatAgent, PPOLevelsAgent, PPOReturnAgent, SB3Agent
+from agents.sb3 import (
+    A2CAgent,
+    DQNAgent,
+    PPOAgent,
+    PPOFlatAgent,
+    PPOGridAgent,
+    PPOLevelsAgent,
+    PPOReturnAgent,
+    SB3Agent,
+)
 
 AGENTS: dict[str, type[Agent]] = {
     "ppo": PPOAgent,
@@ -49,6 +61,8 @@ AGENTS: dict[str, type[Agent]] = {
     "prior_flat": FlatPriorAgent,
     "replay": ReplayAgent,
     "ppo_return": PPOReturnAgent,
+    "ppo_grid": PPOGridAgent,
+    "prior_grid": GridPriorAgent,
     "ppo_levels": PPOLevelsAgent,
     "prior_levels": LevelsPriorAgent,
     "a2c": A2CAgent,
@@ -84,6 +98,6 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "FlatPriorAgent", "GridAgent",
-           "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOLevelsAgent", "PPOReturnAgent",
-           "PriorAgent", "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "TrivialAugmentAgent",
-           "agent_class", "make_agent", "run_population"]
+           "GridPriorAgent", "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOGridAgent",
+           "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent", "ReplayAgent",
+           "SB3Agent", "TrivialAugmentAgent", "agent_class", "make_agent", "run_population"]

@@ -13,6 +13,9 @@ ppo_flat        ``ppo`` starting from a flat prior over the strengths instead (`
 prior_flat      that flat prior, frozen: every member's strength drawn uniformly every round (its control)
 ppo_return      ``ppo`` crediting each action with its rollout's rewards to the end (``agents.sb3.PPOReturnAgent``;
                 its control is ``prior``)
+ppo_grid        ``ppo_return`` choosing from ``best_fixed``'s candidates (``GRID_MENU``) from a flat prior
+                (``agents.sb3.PPOGridAgent``): learning against selection over the same recipes
+prior_grid      that flat prior, frozen: every member's candidate drawn uniformly every round (its control)
 replay          drawn every round from how often a finished study's ``ppo`` chose each strength in that
                 round (on other seeds): ppo's typical schedule without its in-run learning
 ppo_levels      learned during the run over every op's level and the sampling mode, starting from
@@ -111,6 +114,18 @@ GRID: dict[str, list[int]] = {
     "all-3": [3] * 16 + [0],
 }
 
+# ppo_grid's menu: the candidates a population of GRID_MEMBERS members trains under best_fixed (member i takes
+# candidate i), so ppo_grid against best_fixed compares learning with selection over the same recipes.
+GRID_MEMBERS = 4
+GRID_MENU = {name: (dict(zip(OPS, levels[:len(OPS)], strict=True)), list(SAMPLING_MODES)[levels[-1]])
+             for name, levels in list(GRID.items())[:GRID_MEMBERS]}
+"""``ppo_grid``'s actions (an ``envs.VecMenuWrapper`` menu): name -> (levels, sampling mode), in GRID order."""
+
+
+def flat_grid_logits() -> list[np.ndarray]:
+    """A flat prior over ``GRID_MENU`` (one action dimension): every candidate equally likely."""
+    return [np.full(len(GRID_MENU), -np.log(len(GRID_MENU)))]
+
 
 class SeededAgent(Agent):
     """A non-learning controller with its own NumPy generator (saved with the agent, so a resumed run
@@ -133,14 +148,15 @@ class PriorAgent(SeededAgent):
     """``ppo``'s prior, frozen: every member's strength offset drawn from it every round (``ppo``'s control)."""
 
     agent_name = "prior"
-    logits = staticmethod(strength_prior_logits)  # the strength prior it draws from
+    menu = STRENGTH_MENU  # what it draws from
+    logits = staticmethod(strength_prior_logits)  # the prior over ``menu`` it draws with
 
     def __init__(self, env: Any, *, seed: int = 0):
         super().__init__(env, name=self.agent_name, seed=seed)
 
     def sample(self) -> np.ndarray:
-        offset = self.rng.choice(len(STRENGTHS), p=np.exp(self.logits()[0]))
-        return menu_actions(STRENGTH_MENU)[offset]
+        item = self.rng.choice(len(self.menu), p=np.exp(self.logits()[0]))
+        return menu_actions(self.menu)[item]
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self._batched(observation, self.sample), None
@@ -151,6 +167,15 @@ class FlatPriorAgent(PriorAgent):
 
     agent_name = "prior_flat"
     logits = staticmethod(flat_strength_logits)
+
+
+class GridPriorAgent(PriorAgent):
+    """The flat prior over ``GRID_MENU``, frozen: every member's candidate drawn uniformly every round (``ppo_grid``'s
+    control)."""
+
+    agent_name = "prior_grid"
+    menu = GRID_MENU
+    logits = staticmethod(flat_grid_logits)
 
 
 class LevelsPriorAgent(PriorAgent):

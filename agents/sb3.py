@@ -10,9 +10,10 @@ PPO and A2C act with a *linear* policy whose logits start at a prior of ``agents
 and each update moves the policy from there; ``gamma = 0``: a round's reward belongs to that round's
 action (the population's group-relative reward is already a per-round advantage). ``ppo`` chooses one
 magnitude (``STRENGTH_MENU`` through ``envs.VecMenuWrapper``, prior ``strength_prior_logits``; ``ppo_flat``
-the same from ``flat_strength_logits``; ``ppo_return`` the same credited with the rest of its rollout's rewards);
-``ppo_levels`` and ``a2c`` choose every op's level and the sampling mode (prior ``prior_logits``). DQN
-chooses from the menu of ``envs.MENU``.
+the same from ``flat_strength_logits``; ``ppo_return`` the same credited with the rest of its rollout's rewards;
+``ppo_grid`` the latter over ``GRID_MENU``, ``best_fixed``'s candidates, from a flat prior); ``ppo_levels`` and
+``a2c`` choose every op's level and the sampling mode (prior ``prior_logits``). DQN chooses from the menu of
+``envs.MENU``.
 
 State files hold tensors and plain data only (``torch.load(weights_only=True)``): the networks and
 optimisers (``get_parameters``), the counters SB3 continues from, and for DQN the replay buffer.
@@ -35,7 +36,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from adaptive_de.errors import UserError
 from agents.base import Agent
-from agents.population import STRENGTH_MENU, flat_strength_logits, prior_logits, strength_prior_logits
+from agents.population import (
+    GRID_MENU,
+    STRENGTH_MENU,
+    flat_grid_logits,
+    flat_strength_logits,
+    prior_logits,
+    strength_prior_logits,
+)
 from envs.wrappers import MENU, VecMenuWrapper
 
 LINEAR = {"net_arch": [], "ortho_init": False}  # logits = W obs + b: W = 0 and b = the prior at the start
@@ -191,6 +199,18 @@ class PPOReturnAgent(PPOAgent):
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
         return {**PPOAgent.defaults(episode_length, n_envs), "gamma": 1.0}
+
+
+class PPOGridAgent(PPOReturnAgent):
+    """``ppo_return`` choosing from ``best_fixed``'s candidates (``agents.population.GRID_MENU``: the four a 4-member
+    grid population trains) from a flat prior: the same updates and credit, another menu. ``best_fixed`` keeps one
+    candidate per member and lets exploits copy the best; this learns which candidate to give every member, so the
+    two compare learning with selection over the same recipes (``prior_grid``, the frozen flat prior, is its
+    control)."""
+
+    agent_name = "ppo_grid"
+    prior = staticmethod(flat_grid_logits)
+    menu = GRID_MENU
 
 
 class PPOLevelsAgent(PPOAgent):

@@ -50,6 +50,7 @@ from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import (  # noqa: E402
     GRID,
+    GRID_MENU,
     PRIOR_MODE,
     STRENGTHS,
     play_method,
@@ -71,9 +72,10 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_levels")
+LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_levels")
 # each learner's frozen prior: learning vs selection
-CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_levels": "prior_levels"}
+CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_grid": "prior_grid",
+            "ppo_levels": "prior_levels"}
 
 
 def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
@@ -85,14 +87,16 @@ def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
 # the best of them asks whether its schedule beats the best single choice it could have made; run on request.
 HELD_STRENGTHS = {f"strength{offset:+d}": offset for offset in STRENGTHS if offset}  # method -> its offset
 STRENGTH_SPECS = {m: fixed_spec(strength_levels(offset), PRIOR_MODE) for m, offset in HELD_STRENGTHS.items()}
-NON_LEARNING = ("prior", "prior_flat", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment", "randaugment",
-                "none", *STRENGTH_SPECS)
+NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment",
+                "randaugment", "none", *STRENGTH_SPECS)
 ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY)
+# the methods whose members train best_fixed's grid candidates
+GRID_CHOOSERS = ("best_fixed", "ppo_grid", "prior_grid")
 # Further paired gaps, each between two methods that differ in one thing, reported where both ran:
 ONE_CHANGE_PAIRS = (
     ("ppo_flat", "ppo"),  # the prior the learner starts from
@@ -482,17 +486,26 @@ def replay_note(data: dict[str, Any]) -> str:
 
 
 def grid_choices(data: dict[str, Any]) -> str:
-    """A bullet naming the grid candidate that ``best_fixed``'s final model trained in the last round, per seed
-    (chosen by the selection split through the exploits), so a reader sees which recipe the grid's selection found."""
-    runs, method = data["schedules"].get("best_fixed"), data["methods"].get("best_fixed")
-    if not runs or "best_member" not in (method or {}):
-        return ""
+    """Bullets for the methods that choose among the grid candidates (``GRID_CHOOSERS``) where they ran: the candidate
+    each seed's final model trained in the last round, so a reader sees which recipe selection (``best_fixed``) or
+    learning (``ppo_grid``) found; for a learner also the share of its members on each candidate, round by round."""
     names = {tuple(levels[:len(OPS)]): name for name, levels in GRID.items()}
-    seeds: dict[str, list[int]] = {}
-    for seed, run, best in zip(data["seeds"], runs, method["best_member"], strict=True):
-        seeds.setdefault(names.get(tuple(run[-1]["levels"][best]), "another recipe"), []).append(seed)
-    return ("- `best_fixed`'s final model trained " + "; ".join(
-        f"`{name}` on seed{'s' * (len(s) > 1)} {', '.join(map(str, s))}" for name, s in seeds.items()) + "\n")
+    lines = []
+    for method in GRID_CHOOSERS:
+        runs, row = data["schedules"].get(method), data["methods"].get(method)
+        if not runs or "best_member" not in (row or {}):
+            continue
+        seeds: dict[str, list[int]] = {}
+        for seed, run, best in zip(data["seeds"], runs, row["best_member"], strict=True):
+            seeds.setdefault(names.get(tuple(run[-1]["levels"][best]), "another recipe"), []).append(seed)
+        lines.append(f"- `{method}`'s final model trained " + "; ".join(
+            f"`{name}` on seed{'s' * (len(s) > 1)} {', '.join(map(str, s))}" for name, s in seeds.items()) + "\n")
+        if method in LEARNERS:
+            shares = {name: [np.mean([names.get(tuple(levels)) == name for run in runs for levels in run[r]["levels"]])
+                             for r in range(len(runs[0]))] for name in GRID_MENU}
+            lines.append(f"- `{method}`'s share of members per round: " + "; ".join(
+                f"`{name}` {', '.join(f'{x:.2f}' for x in share)}" for name, share in shares.items()) + "\n")
+    return "".join(lines)
 
 
 def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:

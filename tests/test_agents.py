@@ -13,6 +13,7 @@ from adaptive_de.errors import UserError
 from agents import AGENTS, agent_class, make_agent, run_population
 from agents.population import (
     GRID,
+    GRID_MENU,
     PRIOR_LEVELS,
     STRENGTH_MENU,
     STRENGTHS,
@@ -22,6 +23,7 @@ from agents.population import (
     strength_prior_logits,
 )
 from envs import PopulationEnv
+from envs.wrappers import menu_actions
 
 FIXED = ",".join(["2"] * 5 + ["4"] + ["0"] * 10) + ",class_balanced"
 
@@ -32,10 +34,11 @@ def env():
 
 
 def test_registry_and_specs():
-    assert {"ppo", "prior", "ppo_flat", "prior_flat", "ppo_return", "ppo_levels", "prior_levels", "a2c", "dqn", "pbt",
-            "best_fixed", "random", "none", "randaugment", "trivialaugment", "fixed", "replay"} <= set(AGENTS)
-    assert all(agent_class(name)[0].learns for name in ("ppo", "ppo_flat", "ppo_return", "ppo_levels"))
-    assert not any(agent_class(name)[0].learns for name in ("prior", "prior_flat", "prior_levels"))
+    assert {"ppo", "prior", "ppo_flat", "prior_flat", "ppo_return", "ppo_grid", "prior_grid", "ppo_levels",
+            "prior_levels", "a2c", "dqn", "pbt", "best_fixed", "random", "none", "randaugment", "trivialaugment",
+            "fixed", "replay"} <= set(AGENTS)
+    assert all(agent_class(name)[0].learns for name in ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_levels"))
+    assert not any(agent_class(name)[0].learns for name in ("prior", "prior_flat", "prior_grid", "prior_levels"))
     assert agent_class(f"fixed:{FIXED}") == (AGENTS["fixed"], FIXED)
     for bad in ("sac", "fixed", "replay", "ppo:3"):
         with pytest.raises(UserError, match="choose one of: ppo, prior, ppo_flat, prior_flat, replay:FILE"):
@@ -110,7 +113,7 @@ def test_ppo_levels_starts_at_the_per_op_prior_and_moves_from_it_within_one_run(
     assert kl > 1e-4 and entropy > 0  # the updates moved the policy, and it still explores
 
 
-@pytest.mark.parametrize("name", ["ppo", "ppo_levels", "a2c", "dqn"])
+@pytest.mark.parametrize("name", ["ppo", "ppo_grid", "ppo_levels", "a2c", "dqn"])
 def test_learner_learns_in_a_run_saves_and_loads(env, tmp_path, name):
     agent = make_agent(name, env, seed=0)
     rounds = []
@@ -305,3 +308,43 @@ def test_replay_refuses_its_own_seed_other_run_lengths_and_foreign_files(env, tm
     for bad in (tmp_path / "missing.json", tmp_path / "levels.json", four_rounds + ".nope"):
         with pytest.raises(UserError, match="not a benchmarks.learning study file"):
             make_agent(f"replay:{bad}", env, seed=1)
+
+
+def grid_indices(actions: np.ndarray) -> np.ndarray:
+    """The ``GRID_MENU`` index of each action (a row of MultiDiscrete actions)."""
+    menu = menu_actions(GRID_MENU)
+    return np.array([next(i for i, m in enumerate(menu) if np.array_equal(m, a)) for a in actions])
+
+
+def test_ppo_grids_menu_is_what_best_fixed_trains_and_its_prior_draws_it_uniformly(env):
+    grid = make_agent("best_fixed", env)
+    np.testing.assert_array_equal(np.stack([grid.initial(i) for i in range(len(GRID_MENU))]),
+                                  np.stack(menu_actions(GRID_MENU)))  # member i of a 4-member grid, candidate i
+    prior = make_agent("prior_grid", env, seed=0)
+    draws = grid_indices(np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)]))
+    np.testing.assert_allclose(np.bincount(draws, minlength=len(GRID_MENU)) / len(draws), 0.25, atol=0.03)
+    ppo = make_agent("ppo_grid", env, seed=0)
+    obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
+    probs = ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution.probs.detach().numpy()
+    np.testing.assert_allclose(probs, 0.25, atol=1e-6)
+    assert ppo.kl_from_prior(obs)[0] == pytest.approx(0.0, abs=1e-6)
+    played = []  # in a run, every member of every round trains one of the four candidates
+    run_population(ppo, env, on_round=lambda r: played.extend(info["levels"] + [0] for info in r["infos"]))
+    assert len(grid_indices(np.array(played))) == env.rounds * env.num_envs
+
+
+class GridBandit(RotationBandit):
+    """Rewards ``geo+photo`` with +1 and every other candidate with -1/3 (the four candidates' mean is 0)."""
+
+    def step(self, action):
+        best = menu_actions(GRID_MENU)[list(GRID_MENU).index("geo+photo")]
+        return np.full(4, 0.5, dtype=np.float32), 1.0 if np.array_equal(action, best) else -1 / 3, False, False, {}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ppo_grid_learns_the_rewarded_candidate_within_one_run(seed):
+    venv = DummyVecEnv([GridBandit] * 4)
+    agent = make_agent("ppo_grid", venv, seed=seed)
+    agent.learn(GridBandit.rounds * venv.num_envs)
+    probs = agent.model.policy.get_distribution(torch.full((1, 4), 0.5)).distribution.probs[0].detach().numpy()
+    assert probs[list(GRID_MENU).index("geo+photo")] > 0.6  # from 0.25 (0.81 to 0.95 on seeds 0-5)

@@ -422,3 +422,12 @@ def test_the_report_names_the_grid_candidate_best_fixeds_final_member_trained():
     data["schedules"]["best_fixed"][2][0]["levels"][0] = [4] * len(OPS)  # no grid candidate
     assert "`another recipe` on seed 7" in learning.grid_choices(data)
     assert learning.grid_choices({"seeds": [5], "schedules": {}, "methods": {}}) == ""  # best_fixed did not run
+    # a learner over the grid also gets its members' share on each candidate per round, pooled over seeds
+    geometric = GRID["geometric"][:len(OPS)]
+    learner = [[{"levels": [geometric, all2]}, {"levels": [geo, geo]}],
+               [{"levels": [geo, all2]}, {"levels": [geo, all2]}]]
+    data = {"seeds": [5, 6], "schedules": {"ppo_grid": learner}, "methods": {"ppo_grid": {"best_member": [0, 1]}}}
+    assert learning.grid_choices(data) == (
+        "- `ppo_grid`'s final model trained `geo+photo` on seed 5; `all-2` on seed 6\n"
+        "- `ppo_grid`'s share of members per round: `geometric` 0.25, 0.00; `photometric` 0.00, 0.00; "
+        "`geo+photo` 0.25, 0.75; `all-2` 0.50, 0.25\n")
