@@ -44,6 +44,7 @@ import numpy as np
 
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
+from adaptive_de.presets import EnvConfig
 from agents.base import Agent
 from envs.face_parsing import SAMPLING_MODES
 from envs.wrappers import menu_actions
@@ -114,9 +115,9 @@ GRID: dict[str, list[int]] = {
     "all-3": [3] * 16 + [0],
 }
 
-# ppo_grid's menu: the candidates a population of GRID_MEMBERS members trains under best_fixed (member i takes
+# ppo_grid's menu: the candidates a population of the default size trains under best_fixed (member i takes
 # candidate i), so ppo_grid against best_fixed compares learning with selection over the same recipes.
-GRID_MEMBERS = 4
+GRID_MEMBERS = EnvConfig.members
 GRID_MENU = {name: (dict(zip(OPS, levels[:len(OPS)], strict=True)), list(SAMPLING_MODES)[levels[-1]])
              for name, levels in list(GRID.items())[:GRID_MEMBERS]}
 """``ppo_grid``'s actions (an ``envs.VecMenuWrapper`` menu): name -> (levels, sampling mode), in GRID order."""

@@ -110,8 +110,9 @@ class Member:
         trainer.sampler.set_coefficients(SAMPLING_MODES[mode])
         # Common random numbers: the round's batch indices are the same for every member of a mode.
         trainer.sample_generator.manual_seed(sample_seed)
-        augment = policy if draw_seed is None else SeededDraws(policy, draw_seed)
+        augment = policy
         if draw_seed is not None:
+            augment = SeededDraws(policy, draw_seed)
             trainer.reinforce_generator.manual_seed(mix_seed(draw_seed, 1))
         error = None
         try:

@@ -166,11 +166,15 @@ def test_strength_constants_train_one_item_of_ppos_menu_in_every_member(env):
         assert (actions[:, -1] == 0).all()  # uniform sampling, as ppo's menu has it
 
 
+def menu_items(actions, menu) -> np.ndarray:
+    """The index in ``menu`` of each action: a MultiDiscrete row, or its levels alone (mode not compared)."""
+    items = menu_actions(menu)
+    return np.array([next(i for i, m in enumerate(items) if np.array_equal(m[:len(a)], a)) for a in actions])
+
+
 def offsets_of(actions: np.ndarray) -> np.ndarray:
-    """The strength offset of each action (a row of the menu's MultiDiscrete actions)."""
-    menu = [np.array([levels[op] for op in OPS]) for levels, _ in STRENGTH_MENU.values()]
-    return np.array([STRENGTHS[next(i for i, m in enumerate(menu) if np.array_equal(m, a[:len(OPS)]))]
-                     for a in actions])
+    """The strength offset of each action (a row of the menu's MultiDiscrete actions, or its levels)."""
+    return np.array(STRENGTHS)[menu_items(actions, STRENGTH_MENU)]
 
 
 STRENGTH_LEARNERS = [("ppo", "prior", np.exp(strength_prior_logits()[0])),
@@ -310,18 +314,12 @@ def test_replay_refuses_its_own_seed_other_run_lengths_and_foreign_files(env, tm
             make_agent(f"replay:{bad}", env, seed=1)
 
 
-def grid_indices(actions: np.ndarray) -> np.ndarray:
-    """The ``GRID_MENU`` index of each action (a row of MultiDiscrete actions)."""
-    menu = menu_actions(GRID_MENU)
-    return np.array([next(i for i, m in enumerate(menu) if np.array_equal(m, a)) for a in actions])
-
-
 def test_ppo_grids_menu_is_what_best_fixed_trains_and_its_prior_draws_it_uniformly(env):
     grid = make_agent("best_fixed", env)
     np.testing.assert_array_equal(np.stack([grid.initial(i) for i in range(len(GRID_MENU))]),
                                   np.stack(menu_actions(GRID_MENU)))  # member i of a 4-member grid, candidate i
     prior = make_agent("prior_grid", env, seed=0)
-    draws = grid_indices(np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)]))
+    draws = menu_items(np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)]), GRID_MENU)
     np.testing.assert_allclose(np.bincount(draws, minlength=len(GRID_MENU)) / len(draws), 0.25, atol=0.03)
     ppo = make_agent("ppo_grid", env, seed=0)
     obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
@@ -329,8 +327,8 @@ def test_ppo_grids_menu_is_what_best_fixed_trains_and_its_prior_draws_it_uniform
     np.testing.assert_allclose(probs, 0.25, atol=1e-6)
     assert ppo.kl_from_prior(obs)[0] == pytest.approx(0.0, abs=1e-6)
     played = []  # in a run, every member of every round trains one of the four candidates
-    run_population(ppo, env, on_round=lambda r: played.extend(info["levels"] + [0] for info in r["infos"]))
-    assert len(grid_indices(np.array(played))) == env.rounds * env.num_envs
+    run_population(ppo, env, on_round=lambda r: played.extend(info["levels"] for info in r["infos"]))
+    assert len(menu_items(played, GRID_MENU)) == env.rounds * env.num_envs
 
 
 class GridBandit(RotationBandit):

@@ -8,7 +8,7 @@ import pytest
 
 from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
-from agents.population import STRENGTH_MENU, STRENGTHS
+from agents.population import GRID, STRENGTH_MENU, STRENGTHS
 from benchmarks import (
     default_run,
     gpu_report,
@@ -411,7 +411,6 @@ def test_a_side_study_of_a_learner_states_its_targets_with_verdicts():
 
 
 def test_the_report_names_the_grid_candidate_best_fixeds_final_member_trained():
-    from agents.population import GRID
     geo, all2 = GRID["geo+photo"][:len(OPS)], GRID["all-2"][:len(OPS)]
     # per seed, one round of 2 members; the final member is member 1 on seeds 5 and 7, member 0 on seed 6
     rounds = [[{"levels": [all2, geo]}], [{"levels": [all2, geo]}], [{"levels": [[1] * len(OPS), geo]}]]
