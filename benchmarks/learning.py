@@ -488,7 +488,7 @@ def replay_note(data: dict[str, Any]) -> str:
 def grid_choices(data: dict[str, Any]) -> str:
     """Bullets for the methods that choose among the grid candidates (``GRID_CHOOSERS``) where they ran: the candidate
     each seed's final model trained in the last round, so a reader sees which recipe selection (``best_fixed``) or
-    learning (``ppo_grid``) found; for a learner also the share of its members on each candidate, round by round."""
+    learning (``ppo_grid``) found, and the share of its members on each candidate, round by round."""
     names = {tuple(levels[:len(OPS)]): name for name, levels in GRID.items()}
     lines = []
     for method in GRID_CHOOSERS:
@@ -500,11 +500,10 @@ def grid_choices(data: dict[str, Any]) -> str:
             seeds.setdefault(names.get(tuple(run[-1]["levels"][best]), "another recipe"), []).append(seed)
         lines.append(f"- `{method}`'s final model trained " + "; ".join(
             f"`{name}` on seed{'s' * (len(s) > 1)} {', '.join(map(str, s))}" for name, s in seeds.items()) + "\n")
-        if method in LEARNERS:
-            shares = {name: [np.mean([names.get(tuple(levels)) == name for run in runs for levels in run[r]["levels"]])
-                             for r in range(len(runs[0]))] for name in GRID_MENU}
-            lines.append(f"- `{method}`'s share of members per round: " + "; ".join(
-                f"`{name}` {', '.join(f'{x:.2f}' for x in share)}" for name, share in shares.items()) + "\n")
+        shares = {name: [np.mean([names.get(tuple(levels)) == name for run in runs for levels in run[r]["levels"]])
+                         for r in range(len(runs[0]))] for name in GRID_MENU}
+        lines.append(f"- `{method}`'s share of members per round: " + "; ".join(
+            f"`{name}` {', '.join(f'{x:.2f}' for x in share)}" for name, share in shares.items()) + "\n")
     return "".join(lines)
 
 

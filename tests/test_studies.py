@@ -417,11 +417,13 @@ def test_the_report_names_the_grid_candidate_best_fixeds_final_member_trained():
     data = {"seeds": [5, 6, 7], "schedules": {"best_fixed": rounds},
             "methods": {"best_fixed": {"best_member": [1, 0, 0]}}}
     assert learning.grid_choices(data) == ("- `best_fixed`'s final model trained `geo+photo` on seed 5; `all-2` on "
-                                           "seed 6; `all-1` on seed 7\n")
+                                           "seed 6; `all-1` on seed 7\n"
+                                           "- `best_fixed`'s share of members per round: `geometric` 0.00; "
+                                           "`photometric` 0.00; `geo+photo` 0.50; `all-2` 0.33\n")
     data["schedules"]["best_fixed"][2][0]["levels"][0] = [4] * len(OPS)  # no grid candidate
     assert "`another recipe` on seed 7" in learning.grid_choices(data)
     assert learning.grid_choices({"seeds": [5], "schedules": {}, "methods": {}}) == ""  # best_fixed did not run
-    # a learner over the grid also gets its members' share on each candidate per round, pooled over seeds
+    # a learner over the grid likewise; the shares pool every seed's members, round by round
     geometric = GRID["geometric"][:len(OPS)]
     learner = [[{"levels": [geometric, all2]}, {"levels": [geo, geo]}],
                [{"levels": [geo, all2]}, {"levels": [geo, all2]}]]
