@@ -77,6 +77,10 @@ class SB3Agent(Agent):
         episode_length = episode_length or int(env.get_attr("rounds", indices=[0])[0])
         self.check_options(hyperparameters)
         options = {**self.defaults(episode_length, env.num_envs), **hyperparameters}
+        # A population run is one episode that ``learn`` plays exactly once: a rollout that does not divide it
+        # would play on into a second run and end without a final model.
+        if episode_length % options.get("n_steps", 1):
+            raise UserError(f"n_steps {options['n_steps']} does not divide the run's {episode_length} rounds")
         self.env = self.wrap(env)
         self.model = self.algorithm("MlpPolicy", self.env, seed=seed, device=device, **options)
         self.init_policy()
@@ -153,10 +157,17 @@ class SB3Agent(Agent):
                                                                                   "episode_num"))
 
 
+def rollout_rounds(rounds: int, updates: int = 3) -> int:
+    """Rounds per rollout for about ``updates`` updates a run: the largest divisor of ``rounds`` that is at most
+    ``rounds // updates`` (at least 1), so the rollouts end with the run (16 rounds: 4, not 5)."""
+    most = max(1, rounds // updates)
+    return max(d for d in range(1, most + 1) if rounds % d == 0)
+
+
 class PPOAgent(SB3Agent):
     """PPO over one magnitude for every op (``agents.population.STRENGTH_MENU``: an offset of the prior's levels),
-    from its prior at offset 0: one update every third of the run (rollouts of ``rounds / 3`` rounds x all members,
-    one minibatch), 10 epochs at a learning rate that lets the logits move within one run."""
+    from its prior at offset 0: about three updates a run (``rollout_rounds``, all members, one minibatch), 10 epochs
+    at a learning rate that lets the logits move within one run."""
 
     algorithm = PPO
     agent_name = "ppo"
@@ -168,7 +179,7 @@ class PPOAgent(SB3Agent):
         # An entropy bonus keeps the one choice from locking onto whatever the first small batch favoured: on a
         # bandit whose reward grows with the strength, without it 3 of 12 seeds end on a weaker recipe than the
         # prior's after one run's 32 samples; with it none does, and under pure noise the policy widens instead.
-        n_steps = max(1, episode_length // 3)
+        n_steps = rollout_rounds(episode_length)
         return {"n_steps": n_steps, "batch_size": n_steps * n_envs, "n_epochs": 10, "learning_rate": 0.03,
                 "gamma": 0.0, "gae_lambda": 1.0, "clip_range": 0.5, "ent_coef": 0.3, "normalize_advantage": False,
                 "policy_kwargs": LINEAR}

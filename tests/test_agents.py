@@ -22,6 +22,7 @@ from agents.population import (
     replay_table,
     strength_prior_logits,
 )
+from agents.sb3 import rollout_rounds
 from envs import PopulationEnv
 from envs.wrappers import menu_actions
 
@@ -130,6 +131,25 @@ def test_learner_learns_in_a_run_saves_and_loads(env, tmp_path, name):
     assert np.array_equal(agent.predict(obs, deterministic=True)[0], restored.predict(obs, deterministic=True)[0])
     for key, value in agent.model.policy.state_dict().items():
         assert torch.equal(value, restored.model.policy.state_dict()[key])
+
+
+@pytest.mark.parametrize("rounds", range(1, 41))
+def test_ppo_rollouts_end_with_the_run(rounds):
+    n = rollout_rounds(rounds)
+    assert rounds % n == 0 and 1 <= n <= max(1, rounds // 3)
+    assert not any(rounds % d == 0 for d in range(n + 1, max(1, rounds // 3) + 1))  # and no longer one does
+
+
+def test_ppo_plays_exactly_one_run_whatever_its_length():
+    # 10 rounds (the gpu preset's): rollouts of 10 // 3 = 3 rounds would play on into a second run, which
+    # restarts the population and leaves no final model
+    ten = PopulationEnv(preset="smoke", members=2, rounds=10, steps_per_round=1)
+    ppo = make_agent("ppo", ten, seed=0)
+    assert ppo.model.n_steps == 2
+    run_population(ppo, ten)
+    assert ten.final is not None and ppo.num_timesteps == 10 * 2
+    with pytest.raises(UserError, match="n_steps 3 does not divide the run's 10 rounds"):
+        make_agent("ppo", ten, n_steps=3)
 
 
 def test_learner_refuses_foreign_files(env, tmp_path):
