@@ -202,8 +202,8 @@ class PPOReturnAgent(PPOAgent):
     round's: the same prior, menu and updates, only the credit differs. A member's per-round gains are mostly
     measurement noise that cancels over consecutive rounds: with its action fixed, one member's gain varies by 1.04
     points a round but its final level by 0.54, while the oracle recipe's lead over the prior's adds up to +6.51
-    points over a run (``benchmarks.reward_signal``, docs/reward_signal.json). Summed over a rollout (a third of the
-    run), an early action's lasting effect counts several times and the noise between its ends only once."""
+    points over a run (``benchmarks.reward_signal``, docs/reward_signal.json). Summed over a rollout (about a third
+    of the run), an early action's lasting effect counts several times and the noise between its ends only once."""
 
     agent_name = "ppo_return"
 
