@@ -19,6 +19,7 @@ prior_levels       that per-op prior, frozen (ppo_levels's control)
 dqn                DQN over the menu of ``envs.MENU``
 pbt                PBT over the levels, no learning (PBA's exploit and explore)
 best_fixed         a grid of constant candidates, one per member, with exploit
+strength_grid      the same over ppo's strength offsets, spread evenly over the menu (selection, no learning)
 random             a uniformly random action every round
 none               no augmentation, uniform sampling
 randaugment        RandAugment(n=2, m=9) through the env's policy override
@@ -41,6 +42,7 @@ from agents.population import (
     PBTAgent,
     PriorAgent,
     ReplayAgent,
+    StrengthGridAgent,
     run_population,
 )
 from agents.sb3 import (
@@ -69,6 +71,7 @@ AGENTS: dict[str, type[Agent]] = {
     "dqn": DQNAgent,
     "pbt": PBTAgent,
     "best_fixed": GridAgent,
+    "strength_grid": StrengthGridAgent,
     "random": RandomAgent,
     "none": NoneAgent,
     "randaugment": RandAugmentAgent,
@@ -100,4 +103,4 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "FlatPriorAgent", "GridAgent",
            "GridPriorAgent", "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOGridAgent",
            "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent", "ReplayAgent",
-           "SB3Agent", "TrivialAugmentAgent", "agent_class", "make_agent", "run_population"]
+           "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent", "agent_class", "make_agent", "run_population"]

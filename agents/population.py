@@ -26,6 +26,8 @@ pbt             PBT over the levels (PBA-style): members start from per-op prior
                 resampled with p = 0.2, else shifted by -1, 0 or +1)
 best_fixed      a grid of constant candidates, one per member (``GRID``); an exploited member copies
                 its donor's candidate (truncation selection over the grid, no explore)
+strength_grid   the same over ``ppo``'s own menu: members spread evenly over the strength offsets, ends
+                included (``grid_strengths``); selection over what ``ppo`` chooses from, without learning
 none, randaugment, trivialaugment, random, fixed:<levels>   the same for every member
 ==============  ===================================================================================
 
@@ -329,6 +331,25 @@ class GridAgent(MemberAgent):
 
     def initial(self, member: int) -> np.ndarray:
         return np.array(list(GRID.values())[member % len(GRID)], dtype=np.int64)
+
+
+def grid_strengths(members: int) -> list[int]:
+    """The strength offsets ``strength_grid``'s members start from: spread evenly over ``STRENGTHS``, both ends
+    included, so that no end of the menu is left out whatever the population's size (4 members: -2, -1, +1, +2)."""
+    spots = np.rint(np.linspace(0, len(STRENGTHS) - 1, members)).astype(int)
+    return [STRENGTHS[i] for i in spots]
+
+
+class StrengthGridAgent(MemberAgent):
+    """``strength_grid``: ``best_fixed`` over ``ppo``'s menu. Member i holds ``grid_strengths``' offset i all run;
+    an exploited member copies its donor's offset. It can end on any offset the grid holds without knowing it in
+    advance, so ``ppo`` against it is learning against selection over the very menu ``ppo`` chooses from."""
+
+    def __init__(self, env: Any, *, seed: int = 0):
+        super().__init__(env, name="strength_grid", seed=seed)
+
+    def initial(self, member: int) -> np.ndarray:
+        return menu_actions(STRENGTH_MENU)[STRENGTHS.index(grid_strengths(self.num_members)[member])]
 
 
 def run_population(agent: Agent, env, *, on_round: Callable[[dict[str, Any]], None] | None = None,

@@ -87,14 +87,14 @@ def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
 # the best of them asks whether its schedule beats the best single choice it could have made; run on request.
 HELD_STRENGTHS = {f"strength{offset:+d}": offset for offset in STRENGTHS if offset}  # method -> its offset
 STRENGTH_SPECS = {m: fixed_spec(strength_levels(offset), PRIOR_MODE) for m, offset in HELD_STRENGTHS.items()}
-NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_levels", "pbt", "pbt_tune", "best_fixed", "trivialaugment",
-                "randaugment", "none", *STRENGTH_SPECS)
+NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_levels", "pbt", "pbt_tune", "best_fixed", "strength_grid",
+                "trivialaugment", "randaugment", "none", *STRENGTH_SPECS)
 ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
 # the methods whose schedules move over ppo's strength menu
-STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY)
+STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
 # the methods whose members train best_fixed's grid candidates
 GRID_CHOOSERS = ("best_fixed", "ppo_grid", "prior_grid")
 # Further paired gaps, each between two methods that differ in one thing, reported where both ran:
@@ -104,6 +104,7 @@ ONE_CHANGE_PAIRS = (
     ("ppo", REPLAY),  # ppo's learning within the run, beyond its typical schedule
     (REPLAY, "prior"),  # that schedule, transferred, vs the prior it grew from
     ("pbt_tune", "pbt"),  # Ray Tune's PBT cross-checks the in-house one
+    ("ppo", "strength_grid"),  # learning, or selection over the same menu
 )
 PREFLIGHT = "preflight_oracle_vs_best_fixed"  # the comparisons key of the pre-flight target
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)

@@ -18,6 +18,7 @@ from agents.population import (
     STRENGTH_MENU,
     STRENGTHS,
     UNSCALED_OPS,
+    grid_strengths,
     prior_logits,
     replay_table,
     strength_prior_logits,
@@ -36,10 +37,11 @@ def env():
 
 def test_registry_and_specs():
     assert {"ppo", "prior", "ppo_flat", "prior_flat", "ppo_return", "ppo_grid", "prior_grid", "ppo_levels",
-            "prior_levels", "a2c", "dqn", "pbt", "best_fixed", "random", "none", "randaugment", "trivialaugment",
-            "fixed", "replay"} <= set(AGENTS)
+            "prior_levels", "a2c", "dqn", "pbt", "best_fixed", "strength_grid", "random", "none", "randaugment",
+            "trivialaugment", "fixed", "replay"} <= set(AGENTS)
     assert all(agent_class(name)[0].learns for name in ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_levels"))
-    assert not any(agent_class(name)[0].learns for name in ("prior", "prior_flat", "prior_grid", "prior_levels"))
+    assert not any(agent_class(name)[0].learns for name in ("prior", "prior_flat", "prior_grid", "prior_levels",
+                                                            "strength_grid"))
     assert agent_class(f"fixed:{FIXED}") == (AGENTS["fixed"], FIXED)
     for bad in ("sac", "fixed", "replay", "ppo:3"):
         with pytest.raises(UserError, match="choose one of: ppo, prior, ppo_flat, prior_flat, replay:FILE"):
@@ -86,6 +88,21 @@ def test_pbt_exploited_members_copy_and_perturb_the_donor(env):
     assert [a.tolist() for a in grid.actions] == list(GRID.values())[:3]
     grid.observe([{"exploited_from": 2}, {"exploited_from": None}, {"exploited_from": None}])
     assert grid.actions[0].tolist() == list(GRID.values())[2]  # truncation selection over the grid: no explore
+
+
+def test_the_strength_grid_spreads_members_over_ppos_menu_and_exploit_copies_the_donors_offset(env):
+    assert grid_strengths(4) == [-2, -1, 1, 2] and grid_strengths(3) == [-2, 0, 2] and grid_strengths(2) == [-2, 2]
+    assert grid_strengths(5) == list(STRENGTHS) and set(grid_strengths(9)) == set(STRENGTHS)
+    grid = make_agent("strength_grid", env, seed=0)
+    menu = menu_actions(STRENGTH_MENU)
+    assert [a.tolist() for a in grid.actions] == [menu[0].tolist(), menu[2].tolist(), menu[4].tolist()]
+    grid.observe([{"exploited_from": None}, {"exploited_from": None}, {"exploited_from": 0}])
+    assert grid.actions[2].tolist() == menu[0].tolist()  # the donor's offset, not explored
+    played = []  # in a run every member of every round trains one of the grid's offsets (exploit only copies them)
+    run_population(make_agent("strength_grid", env, seed=0), env,
+                   on_round=lambda r: played.extend(info["levels"] for info in r["infos"]))
+    items = menu_items(played, STRENGTH_MENU)
+    assert len(items) == env.rounds * env.num_envs and set(items) <= {0, 2, 4}
 
 
 def test_controller_state_round_trips(env, tmp_path):
