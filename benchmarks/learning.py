@@ -104,7 +104,6 @@ ONE_CHANGE_PAIRS = (
     ("ppo", REPLAY),  # ppo's learning within the run, beyond its typical schedule
     (REPLAY, "prior"),  # that schedule, transferred, vs the prior it grew from
     ("pbt_tune", "pbt"),  # Ray Tune's PBT cross-checks the in-house one
-    ("ppo", "strength_grid"),  # learning, or selection over the same menu
 )
 PREFLIGHT = "preflight_oracle_vs_best_fixed"  # the comparisons key of the pre-flight target
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
