@@ -17,9 +17,8 @@ no agent can show a 1-point gain at these sizes.
 Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate`` per seed,
 ``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
 gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,levels,strengths}.png``, or
-with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where ppo,
-ppo_flat, ppo_return or ppo_replay ran: the strength offset chosen per round); with ``--out docs`` also the
-RESULTS.md section.
+with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where a method of
+``STRENGTH_CHOOSERS`` ran: the strength offset chosen per round); with ``--out docs`` also the RESULTS.md section.
 ``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
 re-renders the plots and the section from ``OUT/learning.json`` (with ``--tag T``, a side study's table
