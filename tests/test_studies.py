@@ -61,6 +61,17 @@ def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
     assert "| 768 |" in row and "+1.00 [" in row and "(per seed: +3.00, -1.00)" in row
 
 
+def test_the_preflight_holds_the_oracle_against_the_strongest_constant_population_that_ran():
+    methods = {"ppo": scores(0.50, 0.44), "best_fixed": scores(0.47, 0.45), "strength+2": scores(0.49, 0.48),
+               "strength_grid": scores(0.48, 0.46), learning.ORACLE: scores(0.52, 0.47), "prior": scores(0.6, 0.6)}
+    c = learning.comparisons(methods)
+    assert c["best_constant"] == "strength+2"  # prior is no constant recipe, however well it scores
+    np.testing.assert_allclose(c[learning.PREFLIGHT]["gaps"], [3.0, -1.0], atol=1e-9)
+    assert "`oracle` vs the best constant-recipe population `strength+2`" in learning.targets(
+        {"methods": methods, "comparisons": c})
+    assert learning.PREFLIGHT not in learning.comparisons({"ppo": scores(0.5, 0.4), learning.ORACLE: scores(0.6, 0.6)})
+
+
 def test_ppo_flat_is_paired_with_ppo_and_its_uniform_control_is_a_non_learning_contender():
     methods = {"ppo": scores(0.50, 0.44), "ppo_flat": scores(0.49, 0.47), "prior_flat": scores(0.48, 0.46),
                "strength+1": scores(0.47, 0.45)}
