@@ -50,6 +50,7 @@ from agents import make_agent  # noqa: E402
 from agents.population import (  # noqa: E402
     GRID,
     GRID_MENU,
+    PRIOR_LEVELS,
     PRIOR_MODE,
     STRENGTHS,
     play_method,
@@ -94,6 +95,8 @@ ORACLE = "oracle"
 REPLAY = "ppo_replay"
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
+# the learner that chooses every op's level: a side study plots its levels per round
+PER_OP_LEARNER = "ppo_levels"
 # the methods whose members train best_fixed's grid candidates
 GRID_CHOOSERS = ("best_fixed", "ppo_grid", "prior_grid")
 # Further paired gaps, each between two methods that differ in one thing, reported where both ran:
@@ -248,6 +251,8 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
     if not tag:
         plot_methods(data, out)
         plot_levels(data["schedules"].get("ppo"), out)
+    else:
+        plot_levels(data["schedules"].get(PER_OP_LEARNER), out, tag, PER_OP_LEARNER)
     plot_strengths(data, out, tag)
     print(table(data))
     if out == DOCS:
@@ -395,7 +400,8 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(means) + grid_choices(data) + study_time(data) + strengths_link(means, tag))
+            + strength_schedules(means) + grid_choices(data) + study_time(data) + strengths_link(means, tag)
+            + (f"\n![levels]({levels_figure(tag)})\n" if PER_OP_LEARNER in data["schedules"] else ""))
 
 
 def other_non_learning_gaps(data: dict[str, Any]) -> str:
@@ -645,16 +651,27 @@ def plot_methods(data: dict[str, Any], out: Path) -> None:
     save_figure(fig, "learning_methods.png", folder=out)
 
 
-def plot_levels(schedules: list | None, out: Path) -> None:
-    """The levels PPO chose per round (mean over members and seeds): what it learned during the run."""
+def levels_figure(tag: str | None) -> str:
+    return f"learning_{tag}_levels.png" if tag else "learning_levels.png"
+
+
+def plot_levels(schedules: list | None, out: Path, tag: str | None = None, method: str = "ppo") -> None:
+    """The levels ``method`` chose per round (mean over members and seeds), what it learned during the run, beside
+    the prior's centres and the oracle's levels (the recipe that knows the test nuisances) as two last columns."""
     if not schedules:
         return
     levels = np.array([[np.mean(r["levels"], axis=0) for r in schedule] for schedule in schedules], dtype=float)
+    references = np.array([[PRIOR_LEVELS[op] for op in OPS], [MATCHED_LEVELS.get(op, 0) for op in OPS]], dtype=float)
+    gap = np.full((1, len(OPS)), np.nan)  # a blank column between the run and the references
+    rounds = len(levels[0])
     fig, ax = plt.subplots(figsize=(8, 4))
-    im = ax.imshow(levels.mean(0).T, aspect="auto", cmap="viridis", vmin=0, vmax=4)
-    ax.set(yticks=range(len(OPS)), yticklabels=OPS, xlabel="round", title="Levels PPO chose (mean over members, seeds)")
+    im = ax.imshow(np.concatenate([levels.mean(0), gap, references]).T, aspect="auto", cmap="viridis", vmin=0, vmax=4)
+    ax.set_xticks([*range(rounds), rounds + 1, rounds + 2], [*map(str, range(1, rounds + 1)), "prior", "oracle"],
+                  rotation=90)
+    ax.set(yticks=range(len(OPS)), yticklabels=OPS, xlabel="round",
+           title=f"Levels {method} chose (mean over members, seeds)")
     fig.colorbar(im, ax=ax, label="level")
-    save_figure(fig, "learning_levels.png", folder=out)
+    save_figure(fig, levels_figure(tag), folder=out)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,14 @@ def test_the_preflight_holds_the_oracle_against_the_strongest_constant_populatio
     assert learning.PREFLIGHT not in learning.comparisons({"ppo": scores(0.5, 0.4), learning.ORACLE: scores(0.6, 0.6)})
 
 
+def test_a_side_study_plots_the_per_op_learners_levels_under_its_tag_and_only_where_it_ran(tmp_path):
+    run = [{"levels": [[1] * len(OPS), [3] * len(OPS)], "sampler": ["uniform"] * 2}] * 3  # 3 rounds, 2 members
+    learning.plot_levels([run, run], tmp_path, "t", learning.PER_OP_LEARNER)
+    assert [p.name for p in tmp_path.iterdir()] == ["learning_t_levels.png"]
+    learning.plot_levels(None, tmp_path, "u", learning.PER_OP_LEARNER)  # the learner did not run: no figure
+    assert not (tmp_path / "learning_u_levels.png").exists()
+
+
 def test_ppo_flat_is_paired_with_ppo_and_its_uniform_control_is_a_non_learning_contender():
     methods = {"ppo": scores(0.50, 0.44), "ppo_flat": scores(0.49, 0.47), "prior_flat": scores(0.48, 0.46),
                "strength+1": scores(0.47, 0.45)}
