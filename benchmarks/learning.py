@@ -300,6 +300,11 @@ def study_file(tag: str | None) -> str:
     return f"learning_{tag}.json" if tag else "learning.json"
 
 
+def figure_file(kind: str, tag: str | None) -> str:
+    """The study's ``kind`` figure (``strengths``, ``levels``): ``learning_KIND.png``, or ``learning_TAG_KIND.png``."""
+    return f"learning_{tag}_{kind}.png" if tag else f"learning_{kind}.png"
+
+
 def read_study(out: Path, tag: str | None = None) -> dict[str, Any]:
     path = out / study_file(tag)
     if not path.exists():
@@ -362,13 +367,18 @@ def thread_check(out: Path) -> None:
                                        "difference_points": 100 * (row["test_mean_f1"] - single)}, folder=out)
 
 
+def best_by_mean(names: list[str], methods: dict[str, Any]) -> str:
+    """The method among ``names`` with the highest mean test mean F1 over the seeds."""
+    return max(names, key=lambda m: statistics.fmean(methods[m]["test_mean_f1"]))
+
+
 def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
     """The paired gaps the targets name: ppo vs the best non-learning method and vs its frozen prior; the
     oracle vs the best of ``CONSTANT_POPULATIONS`` that ran (the pre-flight, against ``best_constant``)."""
     present = [m for m in NON_LEARNING if m in methods]
     out: dict[str, Any] = {}
     if present:
-        best = max(present, key=lambda m: statistics.fmean(methods[m]["test_mean_f1"]))
+        best = best_by_mean(present, methods)
         out["best_non_learning"] = best
         for learner in (m for m in LEARNERS if m in methods):
             out[f"{learner}_vs_best_non_learning"] = paired(methods[learner]["test_mean_f1"],
@@ -378,7 +388,7 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
     constants = [m for m in CONSTANT_POPULATIONS if m in methods]
     if ORACLE in methods and constants:
-        out["best_constant"] = max(constants, key=lambda m: statistics.fmean(methods[m]["test_mean_f1"]))
+        out["best_constant"] = best_by_mean(constants, methods)
         out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"], methods[out["best_constant"]]["test_mean_f1"])
     for a, b in ONE_CHANGE_PAIRS:
         if a in methods and b in methods:
@@ -401,7 +411,7 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
             + strength_schedules(means) + grid_choices(data) + study_time(data) + strengths_link(means, tag)
-            + (f"\n![levels]({levels_figure(tag)})\n" if PER_OP_LEARNER in data["schedules"] else ""))
+            + (f"\n![levels]({figure_file('levels', tag)})\n" if PER_OP_LEARNER in data["schedules"] else ""))
 
 
 def other_non_learning_gaps(data: dict[str, Any]) -> str:
@@ -541,13 +551,9 @@ def strength_schedules(means: dict[str, np.ndarray]) -> str:
                    for m, rows in means.items())
 
 
-def strengths_figure(tag: str | None) -> str:
-    return f"learning_{tag}_strengths.png" if tag else "learning_strengths.png"
-
-
 def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:
     """The section's link to ``plot_strengths``' figure, which exists only where ``strength_means`` found a schedule."""
-    return f"\n![strengths]({strengths_figure(tag)})\n" if means else ""
+    return f"\n![strengths]({figure_file('strengths', tag)})\n" if means else ""
 
 
 def held_strengths(methods: dict[str, Any]) -> dict[str, int]:
@@ -575,7 +581,7 @@ def plot_strengths(data: dict[str, Any], out: Path, tag: str | None) -> None:
            ylim=(min(STRENGTHS) - 0.1, max(STRENGTHS) + 0.1))
     ax.set_title(f"Strength chosen per round, {env_options(data).replace('`', '')}", fontsize=10)
     ax.legend(loc="best", fontsize=8)
-    save_figure(fig, strengths_figure(tag), folder=out)
+    save_figure(fig, figure_file("strengths", tag), folder=out)
 
 
 def unrun_note(methods: dict[str, Any]) -> str:
@@ -651,10 +657,6 @@ def plot_methods(data: dict[str, Any], out: Path) -> None:
     save_figure(fig, "learning_methods.png", folder=out)
 
 
-def levels_figure(tag: str | None) -> str:
-    return f"learning_{tag}_levels.png" if tag else "learning_levels.png"
-
-
 def plot_levels(schedules: list | None, out: Path, tag: str | None = None, method: str = "ppo") -> None:
     """The levels ``method`` chose per round (mean over members and seeds), what it learned during the run, beside
     the prior's centres and the oracle's levels (the recipe that knows the test nuisances) as two last columns."""
@@ -671,7 +673,7 @@ def plot_levels(schedules: list | None, out: Path, tag: str | None = None, metho
     ax.set(yticks=range(len(OPS)), yticklabels=OPS, xlabel="round",
            title=f"Levels {method} chose (mean over members, seeds)")
     fig.colorbar(im, ax=ax, label="level")
-    save_figure(fig, levels_figure(tag), folder=out)
+    save_figure(fig, figure_file("levels", tag), folder=out)
 
 
 if __name__ == "__main__":
