@@ -14,6 +14,8 @@ ppo_return         ppo crediting each action with its rollout's rewards to the e
 ppo_grid           ppo_return choosing from best_fixed's four candidates, from a flat prior
 prior_grid         that flat prior, frozen (ppo_grid's control)
 replay:FILE        ppo's per-round strength frequencies from a finished study, replayed without learning
+ppo_families       PPO over one strength offset per op family (geometric, photometric, degradation, occlusion), from +2
+prior_families     that prior, frozen (ppo_families's control)
 ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
 prior_levels       that per-op prior, frozen (ppo_levels's control)
 dqn                DQN over the menu of ``envs.MENU``
@@ -35,6 +37,7 @@ from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
 from agents.population import (
+    FamiliesPriorAgent,
     FlatPriorAgent,
     GridAgent,
     GridPriorAgent,
@@ -49,6 +52,7 @@ from agents.sb3 import (
     A2CAgent,
     DQNAgent,
     PPOAgent,
+    PPOFamiliesAgent,
     PPOFlatAgent,
     PPOGridAgent,
     PPOLevelsAgent,
@@ -65,6 +69,8 @@ AGENTS: dict[str, type[Agent]] = {
     "ppo_return": PPOReturnAgent,
     "ppo_grid": PPOGridAgent,
     "prior_grid": GridPriorAgent,
+    "ppo_families": PPOFamiliesAgent,
+    "prior_families": FamiliesPriorAgent,
     "ppo_levels": PPOLevelsAgent,
     "prior_levels": LevelsPriorAgent,
     "a2c": A2CAgent,
@@ -100,7 +106,8 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
     return cls(env, seed=seed, **options)
 
 
-__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FixedAgent", "FlatPriorAgent", "GridAgent",
-           "GridPriorAgent", "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFlatAgent", "PPOGridAgent",
-           "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "RandAugmentAgent", "RandomAgent", "ReplayAgent",
-           "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent", "agent_class", "make_agent", "run_population"]
+__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPriorAgent", "FixedAgent",
+           "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent",
+           "PPOFamiliesAgent", "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent",
+           "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent",
+           "agent_class", "make_agent", "run_population"]

@@ -18,6 +18,9 @@ ppo_grid        ``ppo_return`` choosing from ``best_fixed``'s candidates (``GRID
 prior_grid      that flat prior, frozen: every member's candidate drawn uniformly every round (its control)
 replay          drawn every round from how often a finished study's ``ppo`` chose each strength in that
                 round (on other seeds): ppo's typical schedule without its in-run learning
+ppo_families    learned during the run over one strength offset per op family (``FAMILIES``: geometric, photometric,
+                degradation, occlusion), starting from every family at +2 (``agents.sb3.PPOFamiliesAgent``)
+prior_families  that prior, frozen (what ppo_families starts from: exploit only)
 ppo_levels      learned during the run over every op's level and the sampling mode, starting from
                 ``prior_logits`` (``agents.sb3.PPOLevelsAgent``: a sixteenth of the signal per choice)
 prior_levels    that per-op prior, frozen (what ppo_levels starts from: exploit only)
@@ -38,7 +41,7 @@ round by round and ``observe`` the infos (where exploits are reported).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,7 @@ from adaptive_de.errors import UserError
 from adaptive_de.presets import EnvConfig
 from agents.base import Agent
 from envs.face_parsing import SAMPLING_MODES
-from envs.wrappers import menu_actions
+from envs.wrappers import DEGRADATION, GEOMETRIC, PHOTOMETRIC, menu_actions
 
 # The prior: a generic face-parsing recipe that knows nothing of the test shift. Moderate geometry
 # (rotation up to 20 deg, 1.26x scale, 10 % shifts), mirrored faces with the left/right swap, mild
@@ -84,10 +87,29 @@ STRENGTHS = (-2, -1, 0, 1, 2)
 UNSCALED_OPS = ("hflip", "grayscale")
 
 
+# ppo_families acts on one magnitude per op family, the categories augmentation libraries sort their ops into: a
+# menu between ppo's one number (every sample informs the one choice, but every op moves together) and ppo_levels'
+# sixteen (any per-op recipe, a sixteenth of the signal per choice). Each sample informs a quarter of the choice, and
+# a recipe can keep one family strong while it turns another down. Every scaled op is in exactly one family.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "geometric": GEOMETRIC,
+    "photometric": PHOTOMETRIC,
+    "degradation": tuple(op for op in DEGRADATION if op not in UNSCALED_OPS),
+    "occlusion": ("erase",),
+}
+
+
+def family_levels(offsets: Sequence[int]) -> dict[str, int]:
+    """The prior's centre levels with each family's offset (``offsets`` in ``FAMILIES`` order) added to its ops
+    (clipped to 0..MAX_LEVEL); ``UNSCALED_OPS`` stay as the prior has them."""
+    offset_of = {op: offset for ops, offset in zip(FAMILIES.values(), offsets, strict=True) for op in ops}
+    return {op: level if op in UNSCALED_OPS else int(np.clip(level + offset_of[op], 0, MAX_LEVEL))
+            for op, level in PRIOR_LEVELS.items()}
+
+
 def strength_levels(offset: int) -> dict[str, int]:
     """The prior's centre levels with ``offset`` added to every op but ``UNSCALED_OPS`` (clipped to 0..MAX_LEVEL)."""
-    return {op: level if op in UNSCALED_OPS else int(np.clip(level + offset, 0, MAX_LEVEL))
-            for op, level in PRIOR_LEVELS.items()}
+    return family_levels([offset] * len(FAMILIES))
 
 
 STRENGTH_MENU = {f"prior{offset:+d}": (strength_levels(offset), PRIOR_MODE) for offset in STRENGTHS}
@@ -103,6 +125,25 @@ def strength_prior_logits() -> list[np.ndarray]:
 def flat_strength_logits() -> list[np.ndarray]:
     """A flat prior over the strengths (one action dimension): every offset equally likely."""
     return [np.full(len(STRENGTHS), -np.log(len(STRENGTHS)))]
+
+
+# Where ppo_families starts: every family at +2, strength+2, the strongest constant of ppo's menu and the best constant
+# measured at 16 rounds (seeds 52-61 and 67-71, docs/LEARNING.md). From there a run's rewards have to tell which
+# families to turn down; the prior's tails draw the lower offsets that let them.
+FAMILY_START = 2
+
+
+def family_prior_logits() -> list[np.ndarray]:
+    """Per family (``FAMILIES`` order), the log-probabilities of the ``STRENGTHS`` offsets: peaked at
+    ``FAMILY_START`` with the levels' prior's sharpness."""
+    logits = -PRIOR_SHARPNESS * np.abs(np.array(STRENGTHS, dtype=float) - FAMILY_START)
+    return [logits - np.logaddexp.reduce(logits)] * len(FAMILIES)
+
+
+def family_action(choices: Sequence[int]) -> np.ndarray:
+    """The env action (levels in OPS order, then the sampling mode's index) of one ``STRENGTHS`` index per family."""
+    levels = family_levels([STRENGTHS[c] for c in choices])
+    return np.array([levels[op] for op in OPS] + [list(SAMPLING_MODES).index(PRIOR_MODE)], dtype=np.int64)
 
 
 # best_fixed's candidates (levels in OPS order, then the sampling mode's index): no candidate knows the test shift.
@@ -179,6 +220,16 @@ class GridPriorAgent(PriorAgent):
     agent_name = "prior_grid"
     menu = GRID_MENU
     logits = staticmethod(flat_grid_logits)
+
+
+class FamiliesPriorAgent(PriorAgent):
+    """``ppo_families``' prior, frozen: every member's family offsets drawn from ``family_prior_logits`` every round
+    (its control: exploit only)."""
+
+    agent_name = "prior_families"
+
+    def sample(self) -> np.ndarray:
+        return family_action([self.rng.choice(len(STRENGTHS), p=np.exp(logits)) for logits in family_prior_logits()])
 
 
 class LevelsPriorAgent(PriorAgent):

@@ -11,7 +11,8 @@ and each update moves the policy from there; ``gamma = 0``: a round's reward bel
 action (the population's group-relative reward is already a per-round advantage). ``ppo`` chooses one
 magnitude (``STRENGTH_MENU`` through ``envs.VecMenuWrapper``, prior ``strength_prior_logits``; ``ppo_flat``
 the same from ``flat_strength_logits``; ``ppo_return`` the same credited with the rest of its rollout's rewards;
-``ppo_grid`` the latter over ``GRID_MENU``, ``best_fixed``'s candidates, from a flat prior); ``ppo_levels`` and
+``ppo_grid`` the latter over ``GRID_MENU``, ``best_fixed``'s candidates, from a flat prior; ``ppo_families`` one
+offset per op family, from every family at +2, ``family_prior_logits``); ``ppo_levels`` and
 ``a2c`` choose every op's level and the sampling mode (prior ``prior_logits``). DQN chooses from the menu of
 ``envs.MENU``.
 
@@ -37,14 +38,18 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.population import (
+    FAMILIES,
     GRID_MENU,
     STRENGTH_MENU,
+    STRENGTHS,
+    family_action,
+    family_prior_logits,
     flat_grid_logits,
     flat_strength_logits,
     prior_logits,
     strength_prior_logits,
 )
-from envs.wrappers import MENU, VecMenuWrapper
+from envs.wrappers import MENU, VecMenuWrapper, VecProductWrapper
 
 LINEAR = {"net_arch": [], "ortho_init": False}  # logits = W obs + b: W = 0 and b = the prior at the start
 REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -234,6 +239,22 @@ class PPOLevelsAgent(PPOAgent):
     agent_name = "ppo_levels"
     prior = staticmethod(prior_logits)
     menu = None
+
+    @staticmethod
+    def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
+        return {**PPOAgent.defaults(episode_length, n_envs), "ent_coef": 0.0}
+
+
+class PPOFamiliesAgent(PPOAgent):
+    """PPO over one strength offset per op family (``agents.population.FAMILIES``, four action dimensions of
+    ``STRENGTHS``), from every family at +2 (``family_prior_logits``): ``ppo``'s updates without its entropy bonus,
+    which from a prior at the menu's end would pull every family down whatever the rewards say."""
+
+    agent_name = "ppo_families"
+    prior = staticmethod(family_prior_logits)
+
+    def wrap(self, env: VecEnv) -> VecEnv:
+        return VecProductWrapper(env, [len(STRENGTHS)] * len(FAMILIES), family_action)
 
     @staticmethod
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:

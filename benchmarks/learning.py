@@ -72,10 +72,10 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_levels")
+LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels")
 # each learner's frozen prior: learning vs selection
 CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_grid": "prior_grid",
-            "ppo_levels": "prior_levels"}
+            "ppo_families": "prior_families", "ppo_levels": "prior_levels"}
 
 
 def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
@@ -87,16 +87,16 @@ def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
 # the best of them asks whether its schedule beats the best single choice it could have made; run on request.
 HELD_STRENGTHS = {f"strength{offset:+d}": offset for offset in STRENGTHS if offset}  # method -> its offset
 STRENGTH_SPECS = {m: fixed_spec(strength_levels(offset), PRIOR_MODE) for m, offset in HELD_STRENGTHS.items()}
-NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_levels", "pbt", "pbt_tune", "best_fixed", "strength_grid",
-                "trivialaugment", "randaugment", "none", *STRENGTH_SPECS)
+NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_families", "prior_levels", "pbt", "pbt_tune", "best_fixed",
+                "strength_grid", "trivialaugment", "randaugment", "none", *STRENGTH_SPECS)
 ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
-# the learner that chooses every op's level: a side study plots its levels per round
-PER_OP_LEARNER = "ppo_levels"
+# the learners whose levels are not one strength offset: a side study plots the levels of the first that ran per round
+PER_OP_LEARNERS = ("ppo_levels", "ppo_families")
 # the methods whose members train best_fixed's grid candidates
 GRID_CHOOSERS = ("best_fixed", "ppo_grid", "prior_grid")
 # Further paired gaps, each between two methods that differ in one thing, reported where both ran:
@@ -115,7 +115,8 @@ CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS)
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
-# ppo_levels and prior_levels (the per-op learner and its control), ppo_flat and prior_flat (ppo from a flat prior and
+# ppo_levels and prior_levels (the per-op learner and its control), ppo_families and prior_families (one offset per op
+# family, and its control), ppo_flat and prior_flat (ppo from a flat prior and
 # its control) and pbt_tune (Ray Tune's PBT) run on request.
 DEFAULT_METHODS = ("ppo", "prior", "pbt", "best_fixed", "trivialaugment", "randaugment", "none", ORACLE)
 STUDY_MINUTES = 100  # the issue-12 target for 3 seeds on the 2-core CPU
@@ -252,7 +253,9 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
         plot_methods(data, out)
         plot_levels(data["schedules"].get("ppo"), out)
     else:
-        plot_levels(data["schedules"].get(PER_OP_LEARNER), out, tag, PER_OP_LEARNER)
+        learner = per_op_learner(data)
+        if learner:
+            plot_levels(data["schedules"][learner], out, tag, learner)
     plot_strengths(data, out, tag)
     print(table(data))
     if out == DOCS:
@@ -303,6 +306,11 @@ def study_file(tag: str | None) -> str:
 def figure_file(kind: str, tag: str | None) -> str:
     """The study's ``kind`` figure (``strengths``, ``levels``): ``learning_KIND.png``, or ``learning_TAG_KIND.png``."""
     return f"learning_{tag}_{kind}.png" if tag else f"learning_{kind}.png"
+
+
+def per_op_learner(data: dict[str, Any]) -> str | None:
+    """The first of ``PER_OP_LEARNERS`` that ran in the study (its levels are plotted per round), or None."""
+    return next((m for m in PER_OP_LEARNERS if data["schedules"].get(m)), None)
 
 
 def read_study(out: Path, tag: str | None = None) -> dict[str, Any]:
@@ -411,7 +419,7 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
             + strength_schedules(means) + grid_choices(data) + study_time(data) + strengths_link(means, tag)
-            + (f"\n![levels]({figure_file('levels', tag)})\n" if PER_OP_LEARNER in data["schedules"] else ""))
+            + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else ""))
 
 
 def other_non_learning_gaps(data: dict[str, Any]) -> str:
@@ -659,17 +667,20 @@ def plot_methods(data: dict[str, Any], out: Path) -> None:
 
 def plot_levels(schedules: list | None, out: Path, tag: str | None = None, method: str = "ppo") -> None:
     """The levels ``method`` chose per round (mean over members and seeds), what it learned during the run, beside
-    the prior's centres and the oracle's levels (the recipe that knows the test nuisances) as two last columns."""
+    the prior's centres, the strongest constant of ppo's menu and the oracle's levels (the recipe that knows the test
+    nuisances) as three last columns."""
     if not schedules:
         return
     levels = np.array([[np.mean(r["levels"], axis=0) for r in schedule] for schedule in schedules], dtype=float)
-    references = np.array([[PRIOR_LEVELS[op] for op in OPS], [MATCHED_LEVELS.get(op, 0) for op in OPS]], dtype=float)
+    strongest = strength_levels(max(STRENGTHS))  # the strongest constant of ppo's menu
+    references = np.array([[PRIOR_LEVELS[op] for op in OPS], [strongest[op] for op in OPS],
+                           [MATCHED_LEVELS.get(op, 0) for op in OPS]], dtype=float)
     gap = np.full((1, len(OPS)), np.nan)  # a blank column between the run and the references
     rounds = len(levels[0])
     fig, ax = plt.subplots(figsize=(8, 4))
     im = ax.imshow(np.concatenate([levels.mean(0), gap, references]).T, aspect="auto", cmap="viridis", vmin=0, vmax=4)
-    ax.set_xticks([*range(rounds), rounds + 1, rounds + 2], [*map(str, range(1, rounds + 1)), "prior", "oracle"],
-                  rotation=90)
+    ax.set_xticks([*range(rounds), rounds + 1, rounds + 2, rounds + 3],
+                  [*map(str, range(1, rounds + 1)), "prior", f"strength{max(STRENGTHS):+d}", "oracle"], rotation=90)
     ax.set(yticks=range(len(OPS)), yticklabels=OPS, xlabel="round",
            title=f"Levels {method} chose (mean over members, seeds)")
     fig.colorbar(im, ax=ax, label="level")

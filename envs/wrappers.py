@@ -1,8 +1,10 @@
 """A ``Discrete`` action space over a menu of named augmentation policies (for DQN): ``MenuActionWrapper`` for one
-env, ``VecMenuWrapper`` for a vectorised one (a population)."""
+env, ``VecMenuWrapper`` for a vectorised one (a population); ``VecProductWrapper``: a ``MultiDiscrete`` action over
+a product of small menus (one choice per dimension)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -70,6 +72,25 @@ class VecMenuWrapper(VecEnvWrapper):
 
     def step_async(self, actions: np.ndarray) -> None:
         self.venv.step_async(self._actions[np.asarray(actions, dtype=np.int64).reshape(-1)])
+
+    def step_wait(self):
+        return self.venv.step_wait()
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+
+class VecProductWrapper(VecEnvWrapper):
+    """A ``MultiDiscrete(nvec)`` action for a VecEnv: each sub-env picks one choice per dimension, and
+    ``action_of(choices)`` gives the wrapped env's action for that tuple (tabulated once, so a step only indexes)."""
+
+    def __init__(self, venv: VecEnv, nvec: Sequence[int], action_of: Callable[[tuple[int, ...]], np.ndarray]):
+        super().__init__(venv, action_space=spaces.MultiDiscrete(list(nvec)))
+        self._table = np.stack([action_of(choices) for choices in itertools.product(*map(range, nvec))])
+
+    def step_async(self, actions: np.ndarray) -> None:
+        choices = np.asarray(actions, dtype=np.int64).reshape(self.num_envs, -1)
+        self.venv.step_async(self._table[np.ravel_multi_index(tuple(choices.T), tuple(self.action_space.nvec))])
 
     def step_wait(self):
         return self.venv.step_wait()

@@ -12,12 +12,17 @@ from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
 from agents import AGENTS, agent_class, make_agent, run_population
 from agents.population import (
+    FAMILIES,
+    FAMILY_START,
     GRID,
     GRID_MENU,
     PRIOR_LEVELS,
     STRENGTH_MENU,
     STRENGTHS,
     UNSCALED_OPS,
+    family_action,
+    family_levels,
+    family_prior_logits,
     grid_strengths,
     prior_logits,
     replay_table,
@@ -383,3 +388,80 @@ def test_ppo_grid_learns_the_rewarded_candidate_within_one_run(seed):
     agent.learn(GridBandit.rounds * venv.num_envs)
     probs = agent.model.policy.get_distribution(torch.full((1, 4), 0.5)).distribution.probs[0].detach().numpy()
     assert probs[list(GRID_MENU).index("geo+photo")] > 0.6  # from 0.25 (0.81 to 0.95 on seeds 0-5)
+
+
+def test_families_split_the_scaled_ops_and_equal_offsets_are_ppos_menu():
+    grouped = [op for ops in FAMILIES.values() for op in ops]
+    assert sorted(grouped) == sorted(op for op in OPS if op not in UNSCALED_OPS)  # each scaled op in one family
+    for offset in STRENGTHS:
+        assert family_levels([offset] * len(FAMILIES)) == STRENGTH_MENU[f"prior{offset:+d}"][0]
+    levels = family_levels([2, -2, 0, 1])  # geometric up, photometric off, degradation as the prior, erase +1
+    assert [levels[op] for op in ("rotate", "shear", "brightness", "gamma", "noise", "erase", "hflip")] == [
+        4, 3, 0, 0, 1, 2, 4]
+
+
+def test_families_prior_draws_its_offsets_and_ppo_families_starts_there(env):
+    probabilities = np.exp(family_prior_logits())
+    assert np.allclose(probabilities.sum(axis=1), 1) and (probabilities.argmax(axis=1) == STRENGTHS.index(
+        FAMILY_START)).all()
+    prior = make_agent("prior_families", env, seed=0)
+    draws = np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)])  # 4500 actions
+    for family, ops in enumerate(FAMILIES.values()):  # each family's offset, read off its first op (centre 2)
+        offsets = draws[:, OPS.index(ops[0])] - PRIOR_LEVELS[ops[0]]
+        counts = np.array([(offsets == k).mean() for k in STRENGTHS])
+        if PRIOR_LEVELS[ops[0]] == 1:  # clipped at 0: the two lowest offsets train the same levels
+            counts, expected = counts[1:], np.r_[probabilities[family][:2].sum(), probabilities[family][2:]]
+        else:
+            expected = probabilities[family]
+        np.testing.assert_allclose(counts, expected, atol=0.03)  # ~4 sigma at n = 4500
+    ppo = make_agent("ppo_families", env, seed=0)
+    obs = np.random.default_rng(0).random((5, *env.observation_space.shape)).astype(np.float32)
+    for dist, p in zip(ppo.model.policy.get_distribution(torch.as_tensor(obs)).distribution, probabilities,
+                       strict=True):
+        np.testing.assert_allclose(dist.probs.detach().numpy(), p[None].repeat(5, 0), atol=1e-6)
+    played = []  # in a run every member trains the levels of one offset per family, and the learner moves
+    run_population(ppo, env, on_round=lambda r: played.extend(info["levels"] for info in r["infos"]))
+    table = {tuple(family_action(c)[:len(OPS)]) for c in np.ndindex(*[len(STRENGTHS)] * len(FAMILIES))}
+    assert len(played) == env.rounds * env.num_envs and {tuple(levels) for levels in played} <= table
+    assert ppo.kl_from_prior(obs)[0] > 1e-4
+
+
+def test_the_product_wrapper_gives_each_member_its_choices_action():
+    from envs.wrappers import VecProductWrapper
+
+    venv = DummyVecEnv([RotationBandit] * 3)
+    wrapped = VecProductWrapper(venv, [len(STRENGTHS)] * len(FAMILIES), family_action)
+    choices = np.array([[4, 0, 2, 1], [0, 0, 0, 0], [1, 4, 3, 2]])
+    wrapped.reset()
+    wrapped.step_async(choices)
+    np.testing.assert_array_equal(np.stack(venv.actions), np.stack([family_action(c) for c in choices]))
+    assert wrapped.action_space.nvec.tolist() == [5, 5, 5, 5]
+
+
+class EraseBandit(RotationBandit):
+    """Rewards a weaker erase: the reward is how far the erase level lies below ppo_families' start (no training, no
+    noise; 0 at the start, as the population's group-relative rewards are about 0 where members agree)."""
+
+    def step(self, action):
+        start = family_levels([FAMILY_START] * len(FAMILIES))["erase"]
+        return np.full(4, 0.5, dtype=np.float32), float(start - action[OPS.index("erase")]), False, False, {}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ppo_families_turns_down_the_family_the_rewards_punish_and_leaves_the_others(seed):
+    venv = DummyVecEnv([EraseBandit] * 4)
+    agent = make_agent("ppo_families", venv, seed=seed)
+    obs = torch.full((1, 4), 0.5)
+
+    def mean_offsets() -> np.ndarray:  # each family's expected offset under the policy
+        dists = agent.model.policy.get_distribution(obs).distribution
+        return np.array([float(d.probs[0].detach().numpy() @ np.array(STRENGTHS)) for d in dists])
+
+    before = mean_offsets()
+    agent.learn(2 * EraseBandit.rounds * venv.num_envs)
+    moved = mean_offsets() - before
+    occlusion = list(FAMILIES).index("occlusion")
+    assert moved[occlusion] < -1.0  # erase turned down (by 1.64 offsets on seed 0)
+    # no signal for the others: they move far less (towards their start, which the stand-in's rewards, never below
+    # 0, reinforce whenever erase is lower; 0.16 to 0.28 offsets on seeds 0-2)
+    assert np.abs(np.delete(moved, occlusion)).max() < abs(moved[occlusion]) / 4

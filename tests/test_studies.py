@@ -74,10 +74,22 @@ def test_the_preflight_holds_the_oracle_against_the_strongest_constant_populatio
 
 def test_a_side_study_plots_the_per_op_learners_levels_under_its_tag_and_only_where_it_ran(tmp_path):
     run = [{"levels": [[1] * len(OPS), [3] * len(OPS)], "sampler": ["uniform"] * 2}] * 3  # 3 rounds, 2 members
-    learning.plot_levels([run, run], tmp_path, "t", learning.PER_OP_LEARNER)
+    assert learning.per_op_learner({"schedules": {"ppo": [run], "ppo_families": [run]}}) == "ppo_families"
+    assert learning.per_op_learner({"schedules": {"ppo_families": [run], "ppo_levels": [run]}}) == "ppo_levels"
+    assert learning.per_op_learner({"schedules": {"ppo": [run], "strength+2": [run]}}) is None
+    learning.plot_levels([run, run], tmp_path, "t", "ppo_families")
     assert [p.name for p in tmp_path.iterdir()] == ["learning_t_levels.png"]
-    learning.plot_levels(None, tmp_path, "u", learning.PER_OP_LEARNER)  # the learner did not run: no figure
+    learning.plot_levels(None, tmp_path, "u", "ppo_levels")  # the learner did not run: no figure
     assert not (tmp_path / "learning_u_levels.png").exists()
+
+
+def test_ppo_families_is_held_against_its_frozen_prior_and_the_prior_counts_as_non_learning():
+    methods = {"ppo_families": scores(0.50, 0.47), "prior_families": scores(0.48, 0.46),
+               "strength+2": scores(0.49, 0.49)}
+    c = learning.comparisons(methods)
+    assert c["best_non_learning"] == "strength+2"
+    np.testing.assert_allclose(c["ppo_families_vs_best_non_learning"]["gaps"], [1.0, -2.0], atol=1e-9)
+    np.testing.assert_allclose(c["ppo_families_vs_prior_families"]["gaps"], [2.0, 1.0], atol=1e-9)
 
 
 def test_ppo_flat_is_paired_with_ppo_and_its_uniform_control_is_a_non_learning_contender():
