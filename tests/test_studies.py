@@ -11,6 +11,7 @@ from adaptive_de.errors import UserError
 from agents.population import GRID, STRENGTH_MENU, STRENGTHS
 from benchmarks import (
     default_run,
+    family_bandit,
     gpu_report,
     learning,
     reward_signal,
@@ -174,6 +175,35 @@ def test_strength_bandit_reports_each_learners_late_value_with_its_interval(tmp_
     assert "| +2 best (-0.8, -0.4, +0.0, +0.4, +0.8) | +0.80 |" in text and text.count("[") >= 6
     strength_bandit.plot(data, tmp_path)
     assert (tmp_path / "strength_bandit.png").stat().st_size > 0
+
+
+def test_family_bandit_rewards_each_familys_level_change_by_its_slope_centred_within_the_round():
+    from agents.population import FAMILIES, FAMILY_START, STRENGTHS, family_action
+
+    start = STRENGTHS.index(FAMILY_START)
+    assert np.allclose(family_bandit.family_changes(family_action([start] * 4)[:len(OPS)]), 0)
+    # geometric -2 offsets from the start: rotate, scale and shifts 4 -> 0, shear 3 -> 0: a mean change of -3.8
+    geometric_down = family_action([0, start, start, start])[:len(OPS)]
+    np.testing.assert_allclose(family_bandit.family_changes(geometric_down), [-3.8, 0, 0, 0])
+    bandit = family_bandit.FamilyBandit({"geometric": -0.5}, rounds=2, sigma=0.0)
+    bandit.reset()
+    actions = np.stack([family_action([0, start, start, start])] + [family_action([start] * 4)] * 3)
+    _, rewards, dones, _ = bandit.step(actions)
+    np.testing.assert_allclose(rewards, np.array([1.9, 0, 0, 0]) - 1.9 / 4, rtol=1e-6)  # -0.5 x -3.8, centred
+    assert not dones.any() and list(FAMILIES)[0] == "geometric"
+
+
+def test_family_bandit_reports_each_familys_move_with_its_interval(tmp_path):
+    data = family_bandit.measure(2)
+    for row in data["results"].values():
+        changes = np.array(row["change_per_round"])
+        assert changes.shape == (family_bandit.ROUNDS, 4) and len(row["moved_per_run"]) == 2
+        assert (changes <= 0.5 + 1e-9).all()  # from the start at +2, a family can rise by at most half a level
+    text = family_bandit.report(data)
+    assert "| occlusion down, 0.4 |" in text
+    assert text.count(" [") == 4 * len(family_bandit.SCENARIOS) + 1  # an interval per family and scenario; "[95% CI]"
+    family_bandit.plot(data, tmp_path)
+    assert (tmp_path / "family_bandit.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("runs", ["1", "0", "-3"])
