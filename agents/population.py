@@ -171,6 +171,16 @@ def flat_grid_logits() -> list[np.ndarray]:
     return [np.full(len(GRID_MENU), -np.log(len(GRID_MENU)))]
 
 
+def family_changes(levels: np.ndarray) -> np.ndarray:
+    """Per family (``FAMILIES`` order), the mean over its ops of the level minus ``ppo_families``' start level;
+    ``levels``: (..., len(OPS)) in OPS order. Read off the levels a member trained, so clipped offsets count as the
+    recipe they are."""
+    levels = np.asarray(levels)
+    start = family_levels([FAMILY_START] * len(FAMILIES))
+    return np.stack([np.mean([levels[..., OPS.index(op)] - start[op] for op in ops], axis=0)
+                     for ops in FAMILIES.values()], axis=-1)
+
+
 class SeededAgent(Agent):
     """A non-learning controller with its own NumPy generator (saved with the agent, so a resumed run
     draws what the uninterrupted one would)."""

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from adaptive_de.augment import OPS  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
-from agents.population import FAMILIES, FAMILY_START, family_levels  # noqa: E402
+from agents.population import FAMILIES, family_changes  # noqa: E402
 from benchmarks.runs import DOCS, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
 from benchmarks.strength_bandit import SIGMA, StrengthBandit  # noqa: E402
 
@@ -48,14 +48,6 @@ SCENARIOS: dict[str, dict[str, float]] = {
     "degradation and occlusion down, 0.8": {"degradation": -0.8, "occlusion": -0.8},
 }
 SECTION = "ppo_families on a simulated bandit (issue 12 design check)"
-
-
-def family_changes(levels: np.ndarray) -> np.ndarray:
-    """Per family (``FAMILIES`` order), the mean over its ops of the level minus ``ppo_families``' start level;
-    ``levels``: (..., len(OPS)) in OPS order."""
-    start = family_levels([FAMILY_START] * len(FAMILIES))
-    return np.stack([np.mean([levels[..., OPS.index(op)] - start[op] for op in ops], axis=0)
-                     for ops in FAMILIES.values()], axis=-1)
 
 
 class FamilyBandit(StrengthBandit):

@@ -48,11 +48,13 @@ from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import (  # noqa: E402
+    FAMILIES,
     GRID,
     GRID_MENU,
     PRIOR_LEVELS,
     PRIOR_MODE,
     STRENGTHS,
+    family_changes,
     play_method,
     strength_frequencies,
     strength_levels,
@@ -65,6 +67,7 @@ from benchmarks.runs import (  # noqa: E402
     fmt_gap,
     fmt_pct,
     map_runs,
+    mean_ci95,
     paired,
     save_figure,
     study_parser,
@@ -97,6 +100,8 @@ REPLAY = "ppo_replay"
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
 # the learners whose levels are not one strength offset: a side study plots the levels of the first that ran per round
 PER_OP_LEARNERS = ("ppo_levels", "ppo_families")
+# the methods whose members train one strength offset per op family: a side study reports how their families moved
+FAMILY_CHOOSERS = ("ppo_families", "prior_families")
 # the methods whose members train best_fixed's grid candidates
 GRID_CHOOSERS = ("best_fixed", "ppo_grid", "prior_grid")
 # Further paired gaps, each between two methods that differ in one thing, reported where both ran:
@@ -418,8 +423,29 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(means) + grid_choices(data) + study_time(data) + strengths_link(means, tag)
+            + strength_schedules(means) + grid_choices(data) + family_moves(data) + study_time(data)
+            + strengths_link(means, tag)
             + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else ""))
+
+
+def family_moves(data: dict[str, Any]) -> str:
+    """A bullet per method of ``FAMILY_CHOOSERS`` that ran: each op family's levels from ``ppo_families``' start
+    (``family_changes``; mean over members and seeds) in the first four rounds and the last four, and the move between
+    them (mean [95% CI] over seeds): the measure of the design check, ``benchmarks.family_bandit``."""
+    lines = []
+    for method in (m for m in FAMILY_CHOOSERS if data["schedules"].get(m)):
+        changes = np.array([[family_changes(r["levels"]).mean(axis=0) for r in run]
+                            for run in data["schedules"][method]])  # seeds x rounds x families
+        early, late = changes[:, :4].mean(axis=1), changes[:, -4:].mean(axis=1)  # seeds x families
+        parts = []
+        for i, family in enumerate(FAMILIES):
+            move, ci = mean_ci95((late[:, i] - early[:, i]).tolist())
+            interval = "" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+            parts.append(f"{family} {early[:, i].mean():+.2f} -> {late[:, i].mean():+.2f} "
+                         f"(moved {move:+.2f}{interval})")
+        lines.append(f"- `{method}`, each family's levels from the families' start at +2 (mean over its ops), rounds "
+                     f"1-4 -> last four rounds: {'; '.join(parts)}\n")
+    return "".join(lines)
 
 
 def other_non_learning_gaps(data: dict[str, Any]) -> str:

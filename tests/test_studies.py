@@ -177,14 +177,27 @@ def test_strength_bandit_reports_each_learners_late_value_with_its_interval(tmp_
     assert (tmp_path / "strength_bandit.png").stat().st_size > 0
 
 
+def test_a_side_study_reports_how_far_each_family_moved_from_the_first_four_rounds_to_the_last_four():
+    from agents.population import family_action
+
+    start, down = family_action([4, 4, 4, 4]).tolist(), family_action([4, 4, 4, 0]).tolist()  # erase 3 -> 0
+    run = [{"levels": [start, start]}] * 4 + [{"levels": [start, down]}] * 4  # 8 rounds, 2 members
+    data = {"schedules": {"ppo_families": [run, run], "strength+2": [run]}}
+    text = learning.family_moves(data)
+    assert text.startswith("- `ppo_families`, each family's levels") and "prior_families" not in text
+    assert "geometric +0.00 -> +0.00 (moved +0.00 [+0.00, +0.00])" in text
+    assert "occlusion +0.00 -> -1.50 (moved -1.50 [-1.50, -1.50])" in text  # one member of two at erase 0
+    assert learning.family_moves({"schedules": {"ppo": [run]}}) == ""
+
+
 def test_family_bandit_rewards_each_familys_level_change_by_its_slope_centred_within_the_round():
-    from agents.population import FAMILIES, FAMILY_START, STRENGTHS, family_action
+    from agents.population import FAMILIES, FAMILY_START, STRENGTHS, family_action, family_changes
 
     start = STRENGTHS.index(FAMILY_START)
-    assert np.allclose(family_bandit.family_changes(family_action([start] * 4)[:len(OPS)]), 0)
+    assert np.allclose(family_changes(family_action([start] * 4)[:len(OPS)]), 0)
     # geometric -2 offsets from the start: rotate, scale and shifts 4 -> 0, shear 3 -> 0: a mean change of -3.8
     geometric_down = family_action([0, start, start, start])[:len(OPS)]
-    np.testing.assert_allclose(family_bandit.family_changes(geometric_down), [-3.8, 0, 0, 0])
+    np.testing.assert_allclose(family_changes(geometric_down), [-3.8, 0, 0, 0])
     bandit = family_bandit.FamilyBandit({"geometric": -0.5}, rounds=2, sigma=0.0)
     bandit.reset()
     actions = np.stack([family_action([0, start, start, start])] + [family_action([start] * 4)] * 3)
