@@ -252,6 +252,7 @@ class PPOFamiliesAgent(PPOAgent):
 
     agent_name = "ppo_families"
     prior = staticmethod(family_prior_logits)
+    menu = None  # no Discrete menu: a product of four (``wrap``)
 
     def wrap(self, env: VecEnv) -> VecEnv:
         return VecProductWrapper(env, [len(STRENGTHS)] * len(FAMILIES), family_action)
