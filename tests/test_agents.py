@@ -438,30 +438,21 @@ def test_the_product_wrapper_gives_each_member_its_choices_action():
     assert wrapped.action_space.nvec.tolist() == [5, 5, 5, 5]
 
 
-class EraseBandit(RotationBandit):
-    """Rewards a weaker erase: the reward is how far the erase level lies below ppo_families' start (no training, no
-    noise; 0 at the start, as the population's group-relative rewards are about 0 where members agree)."""
+def test_ppo_families_turns_down_the_family_the_rewards_punish_and_leaves_the_others():
+    from benchmarks.family_bandit import MEMBERS, ROUNDS, FamilyBandit
 
-    def step(self, action):
-        start = family_levels([FAMILY_START] * len(FAMILIES))["erase"]
-        return np.full(4, 0.5, dtype=np.float32), float(start - action[OPS.index("erase")]), False, False, {}
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ppo_families_turns_down_the_family_the_rewards_punish_and_leaves_the_others(seed):
-    venv = DummyVecEnv([EraseBandit] * 4)
-    agent = make_agent("ppo_families", venv, seed=seed)
-    obs = torch.full((1, 4), 0.5)
-
-    def mean_offsets() -> np.ndarray:  # each family's expected offset under the policy
-        dists = agent.model.policy.get_distribution(obs).distribution
+    def mean_offsets(agent) -> np.ndarray:  # each family's expected offset under the agent's policy
+        dists = agent.model.policy.get_distribution(torch.full((1, 1), 0.5)).distribution
         return np.array([float(d.probs[0].detach().numpy() @ np.array(STRENGTHS)) for d in dists])
 
-    before = mean_offsets()
-    agent.learn(2 * EraseBandit.rounds * venv.num_envs)
-    moved = mean_offsets() - before
+    moves = []
+    for seed in range(4):  # one run each on a noise-free bandit whose centred rewards fall 1 point per erase level
+        agent = make_agent("ppo_families", FamilyBandit({"occlusion": -1.0}, sigma=0.0, seed=seed), seed=seed)
+        before = mean_offsets(agent)
+        agent.learn(ROUNDS * MEMBERS)
+        moves.append(mean_offsets(agent) - before)
+    moved = np.mean(moves, axis=0)
     occlusion = list(FAMILIES).index("occlusion")
-    assert moved[occlusion] < -1.0  # erase turned down (by 1.64 offsets on seed 0)
-    # no signal for the others: they move far less (towards their start, which the stand-in's rewards, never below
-    # 0, reinforce whenever erase is lower; 0.16 to 0.28 offsets on seeds 0-2)
-    assert np.abs(np.delete(moved, occlusion)).max() < abs(moved[occlusion]) / 4
+    assert moved[occlusion] < -0.4  # erase turned down (-0.53 over seeds 0-3; -0.30 to -0.88 per seed, seeds 0-7)
+    # no signal for the others: they drift only by chance agreement with the members' erase draws (at most 0.08 here)
+    assert np.abs(np.delete(moved, occlusion)).max() < 0.2
