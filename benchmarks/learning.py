@@ -121,8 +121,8 @@ ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
 # ppo_levels and prior_levels (the per-op learner and its control), ppo_families and prior_families (one offset per op
-# family, and its control), ppo_flat and prior_flat (ppo from a flat prior and
-# its control) and pbt_tune (Ray Tune's PBT) run on request.
+# family, and its control), ppo_flat and prior_flat (ppo from a flat prior and its control) and pbt_tune (Ray Tune's
+# PBT) run on request.
 DEFAULT_METHODS = ("ppo", "prior", "pbt", "best_fixed", "trivialaugment", "randaugment", "none", ORACLE)
 STUDY_MINUTES = 100  # the issue-12 target for 3 seeds on the 2-core CPU
 SECTION = "Learning quality: the agent in a population run vs fixed recipes at equal compute (issue 12)"
