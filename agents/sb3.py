@@ -254,12 +254,10 @@ class PPOFamiliesAgent(PPOAgent):
     prior = staticmethod(family_prior_logits)
     menu = None  # no Discrete menu: a product of four (``wrap``)
 
+    defaults = staticmethod(PPOLevelsAgent.defaults)  # the same updates: ppo's without the entropy bonus
+
     def wrap(self, env: VecEnv) -> VecEnv:
         return VecProductWrapper(env, [len(STRENGTHS)] * len(FAMILIES), family_action)
-
-    @staticmethod
-    def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
-        return {**PPOAgent.defaults(episode_length, n_envs), "ent_coef": 0.0}
 
 
 class A2CAgent(SB3Agent):

@@ -30,11 +30,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from adaptive_de.augment import OPS  # noqa: E402
-from adaptive_de.errors import UserError, run_cli  # noqa: E402
+from adaptive_de.errors import run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import FAMILIES, family_changes  # noqa: E402
-from benchmarks.runs import DOCS, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
-from benchmarks.strength_bandit import SIGMA, StrengthBandit  # noqa: E402
+from benchmarks.runs import mean_ci95, save_figure  # noqa: E402
+from benchmarks.strength_bandit import SIGMA, StrengthBandit, bandit_main  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 16  # the 16-round studies' population (docs/learning_ceiling16.json "sizes")
 EARLY, LATE = slice(0, 4), slice(ROUNDS - 4, ROUNDS)
@@ -59,17 +59,10 @@ class FamilyBandit(StrengthBandit):
         super().__init__([0.0] * 5, members=members, rounds=rounds, sigma=sigma, seed=seed)
         self.slopes = np.array([slopes.get(family, 0.0) for family in FAMILIES])
 
-    def step_wait(self):
-        levels = np.array([action[:len(OPS)] for action in self._actions])
+    def rewards(self, actions: np.ndarray) -> np.ndarray:
+        levels = np.array([action[:len(OPS)] for action in actions])
         self.chosen.append(levels)
-        rewards = family_changes(levels) @ self.slopes + self.sigma * self.rng.standard_normal(self.num_envs)
-        self.round += 1
-        done = self.round == self.rounds
-        observations = self._observations()
-        infos = [{"terminal_observation": o} if done else {} for o in observations]
-        if done:
-            observations = self.reset()
-        return observations, (rewards - rewards.mean()).astype(np.float32), np.full(self.num_envs, done), infos
+        return family_changes(levels) @ self.slopes + self.sigma * self.rng.standard_normal(self.num_envs)
 
 
 def play(slopes: dict[str, float], seed: int) -> np.ndarray:
@@ -127,16 +120,8 @@ def plot(data: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = study_parser(__doc__)
-    parser.add_argument("--runs", type=int, default=40, help="runs per scenario (default 40)")
-    parser.add_argument("--report", action="store_true",
-                        help="only re-render the plot and RESULTS section from docs/family_bandit.json")
-    args = parser.parse_args(argv)
-    if args.runs < 2:
-        raise UserError(f"--runs must be at least 2 (the 95% interval needs two runs), not {args.runs}")
-    publish_study("family_bandit.json", Path("runs/family-bandit-quick") if args.quick else DOCS,
-                  None if args.report else lambda: measure(3 if args.quick else args.runs),
-                  plot=plot, report=report, section=SECTION)
+    bandit_main(argv, __doc__, name="family_bandit.json", runs=40, quick_runs=3, measure=measure, plot=plot,
+                report=report, section=SECTION)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ runs/strength-bandit-quick/; ``--report`` re-renders the plot and section from t
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,14 @@ class StrengthBandit(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 
-    def step_wait(self):
-        chosen = np.array([self.offsets[tuple(a[:len(OPS)])] for a in self._actions])
+    def rewards(self, actions: np.ndarray) -> np.ndarray:
+        """Each member's reward before centring (recording what it chose in ``chosen``)."""
+        chosen = np.array([self.offsets[tuple(a[:len(OPS)])] for a in actions])
         self.chosen.append(chosen)
-        rewards = self.means[chosen] + self.sigma * self.rng.standard_normal(self.num_envs)
+        return self.means[chosen] + self.sigma * self.rng.standard_normal(self.num_envs)
+
+    def step_wait(self):
+        rewards = self.rewards(self._actions)
         self.round += 1
         done = self.round == self.rounds
         observations = self._observations()
@@ -158,17 +163,28 @@ def plot(data: dict[str, Any], out: Path) -> None:
     save_figure(fig, "strength_bandit.png", folder=out)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = study_parser(__doc__)
-    parser.add_argument("--runs", type=int, default=80, help="runs per learner and scenario (default 80)")
+def bandit_main(argv: list[str] | None, doc: str, *, name: str, runs: int, quick_runs: int,
+                measure: Callable[[int], dict[str, Any]], plot: Callable[[dict[str, Any], Path], None],
+                report: Callable[[dict[str, Any]], str], section: str) -> None:
+    """The command line of a simulated-bandit design check: ``--runs`` (default ``runs``; ``--quick``: ``quick_runs``
+    into runs/) ``measure``d into docs/``name``, or with ``--report`` re-rendered from it; then ``plot`` and
+    ``report`` (``benchmarks.runs.publish_study``)."""
+    stem = name.removesuffix(".json")
+    parser = study_parser(doc)
+    parser.add_argument("--runs", type=int, default=runs, help=f"runs per learner and scenario (default {runs})")
     parser.add_argument("--report", action="store_true",
-                        help="only re-render the plot and RESULTS section from docs/strength_bandit.json")
+                        help=f"only re-render the plot and RESULTS section from docs/{name}")
     args = parser.parse_args(argv)
     if args.runs < 2:
         raise UserError(f"--runs must be at least 2 (the 95% interval needs two runs), not {args.runs}")
-    publish_study("strength_bandit.json", Path("runs/strength-bandit-quick") if args.quick else DOCS,
-                  None if args.report else lambda: measure(5 if args.quick else args.runs),
-                  plot=plot, report=report, section=SECTION)
+    publish_study(name, Path(f"runs/{stem.replace('_', '-')}-quick") if args.quick else DOCS,
+                  None if args.report else lambda: measure(quick_runs if args.quick else args.runs),
+                  plot=plot, report=report, section=section)
+
+
+def main(argv: list[str] | None = None) -> None:
+    bandit_main(argv, __doc__, name="strength_bandit.json", runs=80, quick_runs=5, measure=measure, plot=plot,
+                report=report, section=SECTION)
 
 
 if __name__ == "__main__":

@@ -220,10 +220,12 @@ def test_family_bandit_reports_each_familys_move_with_its_interval(tmp_path):
 
 
 @pytest.mark.parametrize("runs", ["1", "0", "-3"])
-def test_strength_bandit_refuses_too_few_runs_in_one_line_before_writing(runs, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("study", [strength_bandit, family_bandit], ids=["strength", "family"])
+def test_each_bandit_check_refuses_too_few_runs_in_one_line_before_writing(study, runs, tmp_path, monkeypatch,
+                                                                           capsys):
     from adaptive_de.errors import run_cli
     monkeypatch.chdir(tmp_path)
-    assert run_cli(strength_bandit.main, ["--runs", runs]) == 2
+    assert run_cli(study.main, ["--runs", runs]) == 2
     message = f"error: --runs must be at least 2 (the 95% interval needs two runs), not {runs}\n"
     assert capsys.readouterr().err == message
     assert not list(tmp_path.rglob("*"))
