@@ -37,7 +37,7 @@ from benchmarks.runs import mean_ci95, save_figure  # noqa: E402
 from benchmarks.strength_bandit import SIGMA, StrengthBandit, bandit_main  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 16  # the 16-round studies' population (docs/learning_ceiling16.json "sizes")
-EARLY, LATE = slice(0, 4), slice(ROUNDS - 4, ROUNDS)
+EARLY, LATE = slice(0, 4), slice(-4, None)  # the rounds a family's move is measured between (also in studies)
 LEARNER = "ppo_families"
 # family -> reward per level of the family's mean change from the start (points); families not named: 0
 SCENARIOS: dict[str, dict[str, float]] = {

@@ -59,6 +59,7 @@ from agents.population import (  # noqa: E402
     strength_frequencies,
     strength_levels,
 )
+from benchmarks.family_bandit import EARLY, LATE  # noqa: E402
 from benchmarks.headroom import MATCHED_LEVELS  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
@@ -436,7 +437,7 @@ def family_moves(data: dict[str, Any]) -> str:
     for method in (m for m in FAMILY_CHOOSERS if data["schedules"].get(m)):
         changes = np.array([[family_changes(r["levels"]).mean(axis=0) for r in run]
                             for run in data["schedules"][method]])  # seeds x rounds x families
-        early, late = changes[:, :4].mean(axis=1), changes[:, -4:].mean(axis=1)  # seeds x families
+        early, late = changes[:, EARLY].mean(axis=1), changes[:, LATE].mean(axis=1)  # seeds x families
         parts = []
         for i, family in enumerate(FAMILIES):
             move, ci = mean_ci95((late[:, i] - early[:, i]).tolist())
