@@ -18,6 +18,8 @@ ppo_families       PPO over one strength offset per op family (geometric, photom
 prior_families     that prior, frozen (ppo_families's control)
 ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
 prior_levels       that per-op prior, frozen (ppo_levels's control)
+probe              every op's level uniform for every member every round (the random design fitted learns from)
+fitted:FILE        strength+2 edited by each op's effect, fitted to FILE's probe runs on other seeds
 dqn                DQN over the menu of ``envs.MENU``
 pbt                PBT over the levels, no learning (PBA's exploit and explore)
 best_fixed         a grid of constant candidates, one per member, with exploit
@@ -36,6 +38,7 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
+from agents.fitted import FittedAgent
 from agents.population import (
     FamiliesPriorAgent,
     FlatPriorAgent,
@@ -44,6 +47,7 @@ from agents.population import (
     LevelsPriorAgent,
     PBTAgent,
     PriorAgent,
+    ProbeAgent,
     ReplayAgent,
     StrengthGridAgent,
     run_population,
@@ -73,6 +77,8 @@ AGENTS: dict[str, type[Agent]] = {
     "prior_families": FamiliesPriorAgent,
     "ppo_levels": PPOLevelsAgent,
     "prior_levels": LevelsPriorAgent,
+    "probe": ProbeAgent,
+    "fitted": FittedAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
     "pbt": PBTAgent,
@@ -84,14 +90,15 @@ AGENTS: dict[str, type[Agent]] = {
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
 }
-ARGUMENTS = {"fixed": "levels", "replay": "source"}  # agents named with an argument: the option it fills
-ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", "replay": "FILE"}
+# agents named with an argument: the option it fills
+ARGUMENTS = {"fixed": "levels", "replay": "source", "fitted": "source"}
+ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", "replay": "FILE", "fitted": "FILE"}
 AGENT_FORMS = ", ".join(f"{name}:{ARGUMENT_FORMS[name]}" if name in ARGUMENTS else name for name in AGENTS)
 
 
 def agent_class(spec: str) -> tuple[type[Agent], str | None]:
-    """The factory for an agent spec and its argument (``fixed:...``, ``replay:...``); an unknown name is a
-    UserError."""
+    """The factory for an agent spec and its argument (``fixed:...``, ``replay:...``, ``fitted:...``); an unknown
+    name is a UserError."""
     name, sep, arg = spec.partition(":")
     if name not in AGENTS or (name in ARGUMENTS) != bool(sep):
         raise UserError(f"unknown agent {spec!r}; choose one of: {AGENT_FORMS}")
@@ -106,8 +113,8 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
     return cls(env, seed=seed, **options)
 
 
-__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPriorAgent", "FixedAgent",
-           "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent", "NoneAgent", "PBTAgent", "PPOAgent",
-           "PPOFamiliesAgent", "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent",
-           "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent",
-           "agent_class", "make_agent", "run_population"]
+__all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPriorAgent", "FittedAgent",
+           "FixedAgent", "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent", "NoneAgent", "PBTAgent",
+           "PPOAgent", "PPOFamiliesAgent", "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent",
+           "PriorAgent", "ProbeAgent", "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent",
+           "StrengthGridAgent", "TrivialAugmentAgent", "agent_class", "make_agent", "run_population"]

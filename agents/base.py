@@ -25,10 +25,13 @@ class Agent(ABC):
 
     Class attribute ``learns`` (False: ``learn`` is a no-op). ``episode_options`` are the ``reset``
     options of the agent's runs (a policy override, for baselines that no level vector expresses).
+    ``search_inner_steps``: inner steps spent before the run on what the agent acts on (other runs it
+    learned from), counted into its run's compute.
     """
 
     learns: ClassVar[bool] = False
     episode_options: dict[str, Any] | None = None
+    search_inner_steps: int = 0
 
     def __init__(self, env: Any, *, name: str, seed: int = 0):
         self.name = name

@@ -24,6 +24,9 @@ prior_families  that prior, frozen (what ppo_families starts from: exploit only)
 ppo_levels      learned during the run over every op's level and the sampling mode, starting from
                 ``prior_logits`` (``agents.sb3.PPOLevelsAgent``: a sixteenth of the signal per choice)
 prior_levels    that per-op prior, frozen (what ppo_levels starts from: exploit only)
+probe           every op's level uniform for every member every round (a random design for ``fitted``)
+fitted          one recipe for every member: strength+2 edited by each op's effect, estimated from finished
+                ``probe`` runs on other seeds (``agents.fitted``: experience carried across runs)
 pbt             PBT over the levels (PBA-style): members start from per-op prior draws; a member that was
                 exploited copies its donor's levels and sampling mode, then explores (each op
                 resampled with p = 0.2, else shifted by -1, 0 or +1)
@@ -252,6 +255,18 @@ class LevelsPriorAgent(PriorAgent):
         return sample_prior(self.rng)
 
 
+class ProbeAgent(PriorAgent):
+    """``probe``: every op's level drawn uniformly from 0..MAX_LEVEL for every member every round, sampling as the
+    prior. A random design: each op's level is independent of the others', of the member and of the round, so the
+    rewards of finished runs, regressed on the levels they trained, estimate each op's effect (``agents.fitted``)."""
+
+    agent_name = "probe"
+
+    def sample(self) -> np.ndarray:
+        levels = self.rng.integers(MAX_LEVEL + 1, size=len(OPS))
+        return np.array([*levels, list(SAMPLING_MODES).index(PRIOR_MODE)], dtype=np.int64)
+
+
 class ReplayAgent(PriorAgent):
     """``replay:FILE``: ``ppo``'s schedule from a finished study, replayed without learning (PBA's schedule transfer).
 
@@ -457,9 +472,10 @@ def play_method(env, agent: Agent, test, *, on_round: Callable[[dict[str, Any]],
     """One method's whole population run, then its final member scored once on ``test`` (a split set).
 
     Returns the comparison row: ``test_mean_f1``, ``test_f1``, ``test_fp_rate``, ``wall_seconds``,
-    ``compute_inner_steps`` (every member's steps), ``best_member``, ``selection_reward`` (each member's
-    score on the selection subset) and ``schedule`` (per round, each member's levels and sampling mode;
-    levels ``None`` under a policy override). ``schedule``: the rounds a resumed run already played.
+    ``compute_inner_steps`` (every member's steps, and the agent's ``search_inner_steps``), ``best_member``,
+    ``selection_reward`` (each member's score on the selection subset) and ``schedule`` (per round, each member's
+    levels, sampling mode and reward; levels ``None`` under a policy override). ``schedule``: the rounds a resumed
+    run already played.
     """
     import time
 
@@ -468,13 +484,15 @@ def play_method(env, agent: Agent, test, *, on_round: Callable[[dict[str, Any]],
 
     def record(round_: dict[str, Any]) -> None:
         schedule.append({"levels": [info["levels"] for info in round_["infos"]],
-                         "sampler": [info["sampler"] for info in round_["infos"]]})
+                         "sampler": [info["sampler"] for info in round_["infos"]],
+                         "rewards": [float(reward) for reward in round_["rewards"]]})
         if on_round is not None:
             on_round(round_)
 
     final = run_population(agent, env, on_round=record, checkpoint=checkpoint, resumed=resumed)
     wall = time.perf_counter() - start
-    return comparison_row(env.evaluate_final(test), wall_seconds=wall, compute_inner_steps=env.compute_inner_steps,
+    compute = env.compute_inner_steps + agent.search_inner_steps
+    return comparison_row(env.evaluate_final(test), wall_seconds=wall, compute_inner_steps=compute,
                           best_member=final["best"], selection_reward=final["selection"], schedule=schedule)
 
 

@@ -47,6 +47,7 @@ from adaptive_de.data import load  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
+from agents.fitted import BASE_OFFSET, EDIT_Z, fitted_levels, op_effects, probe_samples  # noqa: E402
 from agents.population import (  # noqa: E402
     FAMILIES,
     GRID,
@@ -76,10 +77,11 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels")
-# each learner's frozen prior: learning vs selection
+LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels", "fitted")
+# each learner's frozen prior: learning vs selection; fitted learns across runs, and its control is the recipe its
+# learned edits start from
 CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_grid": "prior_grid",
-            "ppo_families": "prior_families", "ppo_levels": "prior_levels"}
+            "ppo_families": "prior_families", "ppo_levels": "prior_levels", "fitted": "strength+2"}
 
 
 def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
@@ -97,6 +99,9 @@ ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
+# experience carried across runs: probe's runs (a random design over every op's level) in one side study, and fitted,
+# strength+2 edited by the op effects those runs' rewards show, run on other seeds (agents.fitted)
+PROBE, FITTED, PROBE_STUDY = "probe", "fitted", "probe16"
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
 # the learners whose levels are not one strength offset: a side study plots the levels of the first that ran per round
@@ -119,7 +124,7 @@ PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pr
 # strongest constant measured there, not only against best_fixed's four candidates.
 CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS)
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
-METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, ORACLE)
+METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
 # ppo_levels and prior_levels (the per-op learner and its control), ppo_families and prior_families (one offset per op
 # family, and its control), ppo_flat and prior_flat (ppo from a flat prior and its control) and pbt_tune (Ray Tune's
@@ -151,7 +156,8 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     else:
         population = PopulationEnv(preset, **{**env, "seed": seed})
         test = load(population.config.data, "test", size=population.reference.image_size)
-        specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}", **STRENGTH_SPECS}
+        specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}",
+                 FITTED: f"fitted:{DOCS / study_file(PROBE_STUDY)}", **STRENGTH_SPECS}
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     print(f"{method:>15} seed {seed}: test mean F1 {100 * row['test_mean_f1']:.2f} "
@@ -262,6 +268,7 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
         learner = per_op_learner(data)
         if learner:
             plot_levels(data["schedules"][learner], out, tag, learner)
+        plot_effects(data, out, tag)
     plot_strengths(data, out, tag)
     print(table(data))
     if out == DOCS:
@@ -424,9 +431,60 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
             f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(means) + grid_choices(data) + family_moves(data) + study_time(data)
-            + strengths_link(means, tag)
-            + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else ""))
+            + strength_schedules(means) + grid_choices(data) + family_moves(data) + probe_fit(data)
+            + study_time(data) + strengths_link(means, tag)
+            + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else "")
+            + (f"\n![op effects]({figure_file('effects', tag)})\n" if data["schedules"].get(PROBE) else ""))
+
+
+def probe_fit(data: dict[str, Any]) -> str:
+    """For a study that ran ``probe``: each op's fitted effect on a round's reward (``agents.fitted.op_effects``) and
+    the recipe ``fitted`` trains from these runs, with its edits of ``strength+2`` held against the oracle's levels."""
+    runs = data["schedules"].get(PROBE)
+    if not runs:
+        return ""
+    samples = probe_samples(runs)
+    fit = probe_effects(data)
+    if fit is None:
+        return f"- `{PROBE}`: {len(samples[1])} member-rounds, too few to fit {len(OPS)} op effects\n"
+    levels, base = fitted_levels(**fit), strength_levels(BASE_OFFSET)
+    effects = ", ".join(f"{op} {e:+.3f} ± {EDIT_Z * se:.3f}" for op, e, se in zip(OPS, fit["effect"], fit["se"],
+                                                                                  strict=True))
+    edits = [op for op in OPS if levels[op] != base[op]]
+    agree = sum(np.sign(levels[op] - base[op]) == np.sign(MATCHED_LEVELS.get(op, 0) - base[op]) for op in edits)
+    changes = ", ".join(f"{op} {base[op]} -> {levels[op]}" for op in edits) or "none"
+    return (f"- `{PROBE}`'s op effects on a round's reward, points per level ± 95% half-width, from {len(samples[1])} "
+            f"member-rounds of {len(runs)} runs: {effects}\n"
+            f"- The recipe `{FITTED}` trains from these runs, its edits of `strength+{BASE_OFFSET}`: {changes}; "
+            f"{agree} of {len(edits)} in the direction of the oracle's level\n")
+
+
+def probe_effects(data: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """``op_effects`` of the study's ``probe`` runs; None if it ran none or too few member-rounds to fit."""
+    runs = data["schedules"].get(PROBE)
+    try:
+        return op_effects(*probe_samples(runs)) if runs else None
+    except UserError:  # a smoke check's few rounds
+        return None
+
+
+def plot_effects(data: dict[str, Any], out: Path, tag: str | None) -> None:
+    """For a study that ran ``probe``: each op's fitted effect per level with its 95% interval, the ops ``fitted``
+    edits marked, so a reader sees which ops the rewards told apart."""
+    fit = probe_effects(data)
+    if fit is None:
+        return
+    levels, base = fitted_levels(**fit), strength_levels(BASE_OFFSET)
+    colours = ["tab:green" if levels[op] > base[op] else "tab:red" if levels[op] < base[op] else "tab:gray"
+               for op in OPS]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(range(len(OPS)), fit["effect"], yerr=EDIT_Z * fit["se"], color=colours, capsize=3)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(OPS)), OPS, rotation=60, ha="right")
+    ax.set(ylabel="reward points per level",
+           title=f"{PROBE}: each op's effect on a round's reward (95% CI; green/red: {FITTED} sets it to max/0)")
+    fig.tight_layout()
+    save_figure(fig, figure_file("effects", tag), folder=out)
 
 
 def family_moves(data: dict[str, Any]) -> str:

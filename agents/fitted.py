@@ -1,0 +1,110 @@
+"""``fitted:FILE``: experience carried across runs. Each op's effect on the reward, estimated from finished ``probe``
+runs on other seeds, edits one recipe that every member then trains.
+
+Within one run a learner sees 64 rewards (4 members x 16 rounds) of noise about 1 point each: enough to tell one
+magnitude or one family's direction, not sixteen ops' (docs/LEARNING.md, ``levels16`` and ``families16``). Runs of
+``probe`` (every op's level uniform for every member every round, so the levels are a random design) pool their
+rewards across seeds. Within each run's round the rewards are compared between members (the population's reward
+is already group-relative), so a least-squares fit of the rewards on the 16 levels, with one intercept per run and
+round, estimates each op's effect per level and its standard error.
+
+The recipe starts from ``strength+2`` (every scaled op two levels above the prior's centre, the strongest constant
+measured at 16 rounds) and moves an op to the end of its range only where the evidence is clear: to ``MAX_LEVEL``
+where the effect's 95% interval is above 0, to 0 where it is below, so ``fitted`` against ``strength+2`` differs
+in exactly the ops the probe runs found. The probe runs' inner steps count into every ``fitted`` run's compute.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptive_de.augment import MAX_LEVEL, OPS
+from adaptive_de.errors import UserError
+from agents.baselines import ConstantAgent
+from agents.population import PRIOR_MODE, strength_levels
+from envs.face_parsing import SAMPLING_MODES
+
+PROBE = "probe"  # the method whose runs ``fitted`` learns from
+BASE_OFFSET = 2  # the recipe the edits start from: strength+2
+EDIT_Z = 1.96  # an op is edited only where its effect's 95% interval excludes 0
+
+
+def probe_samples(runs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From ``probe``'s schedules (a study file's ``schedules["probe"]``, one list of rounds per run), every
+    member-round's levels (n, len(OPS)), reward (n,) and group (n,): one group per run and round."""
+    levels, rewards, groups = [], [], []
+    for r, run in enumerate(runs):
+        for t, round_ in enumerate(run):
+            levels += round_["levels"]
+            rewards += round_["rewards"]
+            groups += [r * len(run) + t] * len(round_["rewards"])
+    return np.asarray(levels, dtype=float), np.asarray(rewards, dtype=float), np.asarray(groups)
+
+
+def op_effects(levels: np.ndarray, rewards: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Least squares of ``rewards`` on ``levels`` with one intercept per group: per op (OPS order) the ``effect``
+    (reward points per level) and its standard error ``se`` (from the residuals, classical)."""
+    x, y = levels.copy(), rewards.copy()
+    names, index = np.unique(groups, return_inverse=True)
+    for g in range(len(names)):  # the within-group transform removes the intercepts
+        x[index == g] -= x[index == g].mean(axis=0)
+        y[index == g] -= y[index == g].mean()
+    effect, *_ = np.linalg.lstsq(x, y, rcond=None)
+    dof = len(y) - len(names) - x.shape[1]
+    if dof <= 0:
+        raise UserError(f"{len(y)} probe samples in {len(names)} rounds cannot estimate {x.shape[1]} op effects")
+    residual = y - x @ effect
+    covariance = residual @ residual / dof * np.linalg.inv(x.T @ x)
+    return {"effect": effect, "se": np.sqrt(np.diag(covariance))}
+
+
+def fitted_levels(effect: np.ndarray, se: np.ndarray, z: float = EDIT_Z) -> dict[str, int]:
+    """``strength+2``'s levels, each op with a clear effect moved to the end of its range that effect points to."""
+    levels = strength_levels(BASE_OFFSET)
+    for op, e, s in zip(OPS, effect, se, strict=True):
+        if e - z * s > 0:
+            levels[op] = MAX_LEVEL
+        elif e + z * s < 0:
+            levels[op] = 0
+    return levels
+
+
+def read_probe(source: str) -> dict[str, Any]:
+    """A study file holding ``probe``'s schedules with rewards; otherwise a UserError."""
+    try:
+        study = json.loads(Path(source).read_text())
+        runs = study["schedules"][PROBE]
+        samples = probe_samples(runs)
+        compute = int(study["methods"][PROBE]["compute_inner_steps"]) * len(runs)
+        seeds = [int(seed) for seed in study["seeds"]]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        raise UserError(f"fitted:{source} is not a benchmarks.learning study file with {PROBE}'s schedules and "
+                        "rewards") from None
+    return {"samples": samples, "compute_inner_steps": compute, "seeds": seeds}
+
+
+class FittedAgent(ConstantAgent):
+    """``fitted:FILE``: every member trains ``fitted_levels`` of the ``probe`` runs in ``FILE`` (other seeds),
+    uniform sampling; those runs' inner steps are its ``search_inner_steps``."""
+
+    def __init__(self, env: Any, *, source: str, seed: int = 0):
+        probe = self.checked_probe(source, seed=seed)
+        levels = fitted_levels(**op_effects(*probe["samples"]))
+        action = np.array([levels[op] for op in OPS] + [list(SAMPLING_MODES).index(PRIOR_MODE)], dtype=np.int64)
+        super().__init__(env, name=f"fitted:{source}", action=action, seed=seed)
+        self.search_inner_steps = probe["compute_inner_steps"]
+
+    @classmethod
+    def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
+        op_effects(*cls.checked_probe(argument or "", seed=seed)["samples"])
+
+    @staticmethod
+    def checked_probe(source: str, *, seed: int) -> dict[str, Any]:
+        """``read_probe(source)``, if its runs did not train on ``seed`` (their rewards would leak in)."""
+        probe = read_probe(source)
+        if seed in probe["seeds"]:
+            raise UserError(f"fitted:{source} learned on seed {seed}, this run's own seed: its rewards would leak in")
+        return probe
