@@ -43,7 +43,7 @@ def env():
 def test_registry_and_specs():
     assert {"ppo", "prior", "ppo_flat", "prior_flat", "ppo_return", "ppo_grid", "prior_grid", "ppo_levels",
             "prior_levels", "a2c", "dqn", "pbt", "best_fixed", "strength_grid", "random", "none", "randaugment",
-            "trivialaugment", "fixed", "replay"} <= set(AGENTS)
+            "trivialaugment", "fixed", "replay", "probe", "fitted"} <= set(AGENTS)
     assert all(agent_class(name)[0].learns for name in ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_levels"))
     assert not any(agent_class(name)[0].learns for name in ("prior", "prior_flat", "prior_grid", "prior_levels",
                                                             "strength_grid"))

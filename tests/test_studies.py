@@ -2,6 +2,7 @@
 (no training here)."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -508,3 +509,29 @@ def test_the_report_names_the_grid_candidate_best_fixeds_final_member_trained():
         "- `ppo_grid`'s final model trained `geo+photo` on seed 5; `all-2` on seed 6\n"
         "- `ppo_grid`'s share of members per round: `geometric` 0.25, 0.00; `photometric` 0.00, 0.00; "
         "`geo+photo` 0.25, 0.75; `all-2` 0.50, 0.25\n")
+
+
+def test_a_probe_study_reports_each_ops_effect_and_the_recipe_fitted_trains(tmp_path):
+    from test_fitted import NOISE, SHEAR, probe_runs
+
+    effects = np.zeros(len(OPS))
+    effects[NOISE], effects[SHEAR] = 0.6, -0.6
+    data = {"schedules": {"probe": probe_runs(effects, runs=3, sigma=0.3)}}
+    text = learning.probe_fit(data)
+    assert "from 192 member-rounds of 3 runs: rotate " in text
+    fitted = {op: float(v) for op, v in re.findall(r"(\w+) ([+-]\d\.\d{3}) ± \d\.\d{3}", text)}
+    assert list(fitted) == list(OPS) and fitted["noise"] == pytest.approx(0.6, abs=0.1)
+    assert fitted["shear"] == pytest.approx(-0.6, abs=0.1)
+    # strength+2 has noise 3, shear 3; the oracle has noise 4, shear 0: both edits point its way
+    assert "noise 3 -> 4" in text and "shear 3 -> 0" in text and "in the direction of the oracle's level" in text
+    learning.plot_effects(data, tmp_path, "probe_test")
+    assert (tmp_path / "learning_probe_test_effects.png").stat().st_size > 0
+    few = {"schedules": {"probe": [data["schedules"]["probe"][0][:2]]}}  # a smoke check's two rounds
+    assert learning.probe_fit(few) == "- `probe`: 8 member-rounds, too few to fit 16 op effects\n"
+    assert learning.probe_fit({"schedules": {"ppo": []}}) == ""
+
+
+def test_fitted_is_held_against_the_recipe_its_edits_start_from():
+    c = learning.comparisons({"fitted": scores(0.5, 0.6, 0.7), "strength+2": scores(0.4, 0.5, 0.6)})
+    assert c["best_non_learning"] == "strength+2"
+    assert c["fitted_vs_strength+2"]["mean"] == pytest.approx(10.0)  # points

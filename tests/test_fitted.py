@@ -1,0 +1,114 @@
+"""Experience across runs: probe's random design, the op-effect fit and the recipe fitted trains from it."""
+import json
+
+import numpy as np
+import pytest
+
+from adaptive_de.augment import MAX_LEVEL, OPS
+from adaptive_de.data import load
+from adaptive_de.errors import UserError
+from agents import make_agent
+from agents.fitted import EDIT_Z, fitted_levels, op_effects, probe_samples
+from agents.population import PRIOR_MODE, play_method, strength_levels
+from envs import PopulationEnv
+from envs.face_parsing import SAMPLING_MODES
+
+MEMBERS, ROUNDS = 4, 16
+NOISE, SHEAR = OPS.index("noise"), OPS.index("shear")
+
+
+@pytest.fixture(scope="module")
+def env():
+    return PopulationEnv(preset="smoke", members=3)
+
+
+def probe_runs(effects: np.ndarray, runs: int, sigma: float, seed: int = 0) -> list:
+    """Schedules of ``runs`` probe runs whose member-round reward is ``levels @ effects`` plus noise, centred within
+    each round as the population's rewards are."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(runs):
+        rounds = []
+        for _ in range(ROUNDS):
+            levels = rng.integers(MAX_LEVEL + 1, size=(MEMBERS, len(OPS)))
+            rewards = levels @ effects + rng.normal(0, sigma, MEMBERS) + rng.normal(0, 5)  # a round's own offset
+            rounds.append({"levels": levels.tolist(), "sampler": ["uniform"] * MEMBERS,
+                           "rewards": (rewards - rewards.mean()).tolist()})
+        out.append(rounds)
+    return out
+
+
+def test_the_fit_equals_a_regression_with_one_dummy_per_round():
+    levels, rewards, groups = probe_samples(probe_runs(np.linspace(-0.2, 0.2, len(OPS)), runs=3, sigma=1.0))
+    fit = op_effects(levels, rewards, groups)
+    dummies = (groups[:, None] == np.unique(groups)[None]).astype(float)  # the intercepts, estimated outright
+    design = np.hstack([levels, dummies])
+    coef, *_ = np.linalg.lstsq(design, rewards, rcond=None)
+    residual = rewards - design @ coef
+    covariance = residual @ residual / (len(rewards) - design.shape[1]) * np.linalg.inv(design.T @ design)
+    np.testing.assert_allclose(fit["effect"], coef[:len(OPS)], atol=1e-10)
+    np.testing.assert_allclose(fit["se"], np.sqrt(np.diag(covariance))[:len(OPS)], rtol=1e-8)
+
+
+def test_the_fit_recovers_known_effects_at_the_predicted_precision():
+    effects = np.zeros(len(OPS))
+    effects[NOISE], effects[SHEAR] = 0.3, -0.3
+    fit = op_effects(*probe_samples(probe_runs(effects, runs=4, sigma=1.04, seed=1)))
+    assert np.all(np.abs(fit["effect"] - effects) < 4 * fit["se"])
+    # the plan's arithmetic: 1.04 / sqrt(256 member-rounds x 1.5 within-round level variance)
+    np.testing.assert_allclose(fit["se"], 1.04 / np.sqrt(256 * 1.5), rtol=0.2)
+    assert fitted_levels(**fit)["noise"] == MAX_LEVEL and fitted_levels(**fit)["shear"] == 0
+
+
+def test_fitted_levels_edit_only_the_ops_whose_interval_excludes_zero():
+    effect, se = np.zeros(len(OPS)), np.full(len(OPS), 0.1)
+    effect[NOISE], effect[SHEAR], effect[OPS.index("rotate")] = 0.2, -0.2, 0.19  # rotate's interval holds 0
+    levels, base = fitted_levels(effect, se), strength_levels(2)
+    assert EDIT_Z * 0.1 < 0.2 and levels["noise"] == MAX_LEVEL and levels["shear"] == 0
+    assert {op: level for op, level in levels.items() if op not in ("noise", "shear")} == {
+        op: level for op, level in base.items() if op not in ("noise", "shear")}
+
+
+def test_probe_draws_every_level_uniformly_with_the_priors_sampling(env):
+    probe = make_agent("probe", env, seed=0)
+    draws = np.concatenate([probe.predict(np.zeros((3, 1)))[0] for _ in range(1000)])  # 3000 actions
+    assert np.all(draws[:, -1] == list(SAMPLING_MODES).index(PRIOR_MODE))
+    frequencies = np.stack([np.bincount(draws[:, i], minlength=MAX_LEVEL + 1) for i in range(len(OPS))]) / 3000
+    assert np.all(np.abs(frequencies - 0.2) < 0.035)  # 5 sd of a frequency at n = 3000
+    assert abs(np.corrcoef(draws[:, NOISE], draws[:, SHEAR])[0, 1]) < 0.06  # independent ops
+    again = make_agent("probe", env, seed=0)
+    assert np.array_equal(again.predict(np.zeros((3, 1)))[0], draws[:3])  # seeded
+
+
+def write_probe_study(path, runs, seeds, compute=2304):
+    path.write_text(json.dumps({"seeds": seeds, "methods": {"probe": {"compute_inner_steps": compute}},
+                                "schedules": {"probe": runs}}))
+    return str(path)
+
+
+def test_fitted_trains_the_fitted_recipe_and_counts_the_probe_runs_in_its_compute(env, tmp_path):
+    effects = np.zeros(len(OPS))
+    effects[NOISE], effects[SHEAR] = 0.5, -0.5
+    runs = probe_runs(effects, runs=2, sigma=0.5)
+    agent = make_agent(f"fitted:{write_probe_study(tmp_path / 'probe.json', runs, [7, 8], compute=100)}", env, seed=0)
+    want = fitted_levels(**op_effects(*probe_samples(runs)))  # the null ops may hold a chance edit (5% each)
+    assert want["noise"] == MAX_LEVEL and want["shear"] == 0
+    assert agent.search_inner_steps == 2 * 100
+    test = load(env.config.data, "test", size=env.reference.image_size)
+    row = play_method(env, agent, test)
+    assert all(levels == [want[op] for op in OPS] for round_ in row["schedule"] for levels in round_["levels"])
+    assert row["compute_inner_steps"] == env.compute_inner_steps + 200  # its own run, and the probe runs'
+    assert all(len(round_["rewards"]) == env.num_envs for round_ in row["schedule"])  # runs record the rewards
+    np.testing.assert_allclose([sum(r["rewards"]) for r in row["schedule"]], 0, atol=1e-4)  # group-relative
+
+
+def test_fitted_refuses_its_own_seed_foreign_files_and_too_few_samples(env, tmp_path):
+    runs = probe_runs(np.zeros(len(OPS)), runs=2, sigma=1.0)
+    with pytest.raises(UserError, match="seed 8, this run's own seed"):
+        make_agent(f"fitted:{write_probe_study(tmp_path / 'a.json', runs, [7, 8])}", env, seed=8)
+    (tmp_path / "ppo.json").write_text(json.dumps({"seeds": [1], "schedules": {"ppo": runs}}))
+    for bad in (tmp_path / "missing.json", tmp_path / "ppo.json"):
+        with pytest.raises(UserError, match="not a benchmarks.learning study file with probe's schedules"):
+            make_agent(f"fitted:{bad}", env, seed=0)
+    with pytest.raises(UserError, match="8 probe samples in 2 rounds cannot estimate 16 op effects"):
+        make_agent(f"fitted:{write_probe_study(tmp_path / 'b.json', [runs[0][:2]], [7])}", env, seed=0)
