@@ -82,6 +82,7 @@ LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_le
 # learned edits start from
 CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_grid": "prior_grid",
             "ppo_families": "prior_families", "ppo_levels": "prior_levels", "fitted": "strength+2"}
+CONTROL_ROLES = {"fitted": "the recipe its edits start from"}  # what a control is, where it is not a frozen prior
 
 
 def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
@@ -692,12 +693,22 @@ def targets(data: dict[str, Any], preflight: bool = True) -> str:
              f"+2): {verdict(c.get(PREFLIGHT), 2)}\n"] if preflight else []
     for learner, control in CONTROLS.items():
         if learner in methods:
-            lines.append(f"- `{learner}` vs the best non-learning method `{c.get('best_non_learning')}` (target >= "
+            best = c.get("best_non_learning")
+            lines.append(f"- `{learner}` vs the best non-learning method `{best}` (target >= "
                          f"+1, interval above 0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}"
-                         f"{unrun_note(methods)}\n"
-                         f"- `{learner}` vs its frozen prior `{control}` (target >= +1, interval above 0): "
-                         f"{verdict(c.get(f'{learner}_vs_{control}'), 1)}\n")
+                         f"{unrun_note(methods)}{unequal_compute(methods, learner, best)}\n"
+                         f"- `{learner}` vs {CONTROL_ROLES.get(learner, 'its frozen prior')} `{control}` (target >= "
+                         f"+1, interval above 0): {verdict(c.get(f'{learner}_vs_{control}'), 1)}"
+                         f"{unequal_compute(methods, learner, control)}\n")
     return "".join(lines)
+
+
+def unequal_compute(methods: dict[str, Any], a: str, b: str | None) -> str:
+    """A warning for a gap between two methods that spent different inner steps: not an equal-compute comparison."""
+    if b not in methods or methods[a]["compute_inner_steps"] == methods[b]["compute_inner_steps"]:
+        return ""
+    return (f"; **at unequal compute** ({methods[a]['compute_inner_steps']:,} inner steps against "
+            f"{methods[b]['compute_inner_steps']:,}), so not the target's equal-compute comparison")
 
 
 def study_time(data: dict[str, Any]) -> str:

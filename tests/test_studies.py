@@ -535,3 +535,13 @@ def test_fitted_is_held_against_the_recipe_its_edits_start_from():
     c = learning.comparisons({"fitted": scores(0.5, 0.6, 0.7), "strength+2": scores(0.4, 0.5, 0.6)})
     assert c["best_non_learning"] == "strength+2"
     assert c["fitted_vs_strength+2"]["mean"] == pytest.approx(10.0)  # points
+
+
+def test_a_gap_at_unequal_compute_says_so_beside_its_verdict():
+    methods = {"fitted": {**scores(0.52, 0.63, 0.74), "compute_inner_steps": 11520},
+               "strength+2": {**scores(0.40, 0.50, 0.60), "compute_inner_steps": 2304}}
+    text = learning.targets({"methods": methods, "comparisons": learning.comparisons(methods)}, preflight=False)
+    assert text.count("**at unequal compute** (11,520 inner steps against 2,304)") == 2
+    assert "vs the recipe its edits start from `strength+2`" in text
+    even = {name: {**m, "compute_inner_steps": 2304} for name, m in methods.items()}
+    assert "unequal" not in learning.targets({"methods": even, "comparisons": learning.comparisons(even)}, False)
