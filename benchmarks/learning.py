@@ -47,7 +47,7 @@ from adaptive_de.data import load  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
-from agents.fitted import BASE_OFFSET, EDIT_Z, fitted_levels, op_effects, probe_samples  # noqa: E402
+from agents.fitted import BASE_OFFSET, EDIT_Z, PROBE, fitted_levels, op_effects, probe_samples  # noqa: E402
 from agents.population import (  # noqa: E402
     FAMILIES,
     GRID,
@@ -102,7 +102,7 @@ ORACLE = "oracle"
 REPLAY = "ppo_replay"
 # experience carried across runs: probe's runs (a random design over every op's level) in one side study, and fitted,
 # strength+2 edited by the op effects those runs' rewards show, run on other seeds (agents.fitted)
-PROBE, FITTED, PROBE_STUDY = "probe", "fitted", "probe16"
+FITTED, PROBE_STUDY = "fitted", "probe16"
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
 # the learners whose levels are not one strength offset: a side study plots the levels of the first that ran per round
