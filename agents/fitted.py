@@ -25,7 +25,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
 from agents.baselines import ConstantAgent
 from agents.population import PRIOR_MODE, strength_levels
-from envs.face_parsing import SAMPLING_MODES
+from envs.wrappers import recipe_action
 
 PROBE = "probe"  # the method whose runs ``fitted`` learns from
 BASE_OFFSET = 2  # the recipe the edits start from: strength+2
@@ -93,8 +93,7 @@ class FittedAgent(ConstantAgent):
     def __init__(self, env: Any, *, source: str, seed: int = 0):
         probe = self.checked_probe(source, seed=seed)
         levels = fitted_levels(**op_effects(*probe["samples"]))
-        action = np.array([levels[op] for op in OPS] + [list(SAMPLING_MODES).index(PRIOR_MODE)], dtype=np.int64)
-        super().__init__(env, name=f"fitted:{source}", action=action, seed=seed)
+        super().__init__(env, name=f"fitted:{source}", action=recipe_action(levels, PRIOR_MODE), seed=seed)
         self.search_inner_steps = probe["compute_inner_steps"]
 
     @classmethod

@@ -55,7 +55,7 @@ from adaptive_de.errors import UserError
 from adaptive_de.presets import EnvConfig
 from agents.base import Agent
 from envs.face_parsing import SAMPLING_MODES
-from envs.wrappers import DEGRADATION, GEOMETRIC, PHOTOMETRIC, menu_actions
+from envs.wrappers import DEGRADATION, GEOMETRIC, PHOTOMETRIC, menu_actions, recipe_action
 
 # The prior: a generic face-parsing recipe that knows nothing of the test shift. Moderate geometry
 # (rotation up to 20 deg, 1.26x scale, 10 % shifts), mirrored faces with the left/right swap, mild
@@ -146,7 +146,7 @@ def family_prior_logits() -> list[np.ndarray]:
 def family_action(choices: Sequence[int]) -> np.ndarray:
     """The env action (levels in OPS order, then the sampling mode's index) of one ``STRENGTHS`` index per family."""
     levels = family_levels([STRENGTHS[c] for c in choices])
-    return np.array([levels[op] for op in OPS] + [list(SAMPLING_MODES).index(PRIOR_MODE)], dtype=np.int64)
+    return recipe_action(levels, PRIOR_MODE)
 
 
 # best_fixed's candidates (levels in OPS order, then the sampling mode's index): no candidate knows the test shift.

@@ -99,7 +99,11 @@ class VecProductWrapper(VecEnvWrapper):
         return self.venv.reset()
 
 
+def recipe_action(levels: Mapping[str, int], mode: str) -> np.ndarray:
+    """The ``MultiDiscrete`` action of a recipe: op -> level (an op not named is off) and a sampling mode."""
+    return np.array([levels.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index(mode)], dtype=np.int64)
+
+
 def menu_actions(menu: Mapping[str, tuple[Mapping[str, int], str]]) -> list[np.ndarray]:
     """The ``MultiDiscrete`` action of each menu entry, in menu order."""
-    return [np.array([levels.get(op, 0) for op in OPS] + [list(SAMPLING_MODES).index(mode)], dtype=np.int64)
-            for levels, mode in menu.values()]
+    return [recipe_action(levels, mode) for levels, mode in menu.values()]
