@@ -2,6 +2,7 @@
 
     python -m benchmarks.learning [--seeds 0 1 2] [--preset cpu] [--env K=V ...] [--methods ...] [--jobs 2]
                                   [--out docs] [--tag T] [--resume] [--merge FILE ...] [--quick]
+    python -m benchmarks.learning --report --tag T [--pair-with TAG ...]
 
 Per seed, every method trains the same population (``envs.PopulationEnv``: ``members`` x ``rounds`` x
 ``steps_per_round`` inner steps from the seed's shared CE warm-up, the same exploit schedule, the same
@@ -20,6 +21,8 @@ gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,l
 with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where a method of
 ``STRENGTH_CHOOSERS`` ran: the strength offset chosen per round); with ``--out docs`` also the RESULTS.md section.
 ``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
+``--report --tag T --pair-with A B`` pairs side study T's methods by seed with those of side studies A and B that
+trained another population size on the same seeds (an arm given more members to match another method's compute).
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
 re-renders the plots and the section from ``OUT/learning.json`` (with ``--tag T``, a side study's table
 and section); ``--thread-check`` reruns one method at 2 torch threads (the study runs 1 per worker) into
@@ -207,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true",
                         help="only re-render the plots and RESULTS section from OUT/learning.json, or with --tag "
                              "a side study's section from OUT/learning_TAG.json (no training)")
+    parser.add_argument("--pair-with", nargs="+", default=[], metavar="TAG",
+                        help="with --report --tag: pair the side study's methods by seed with those of side studies "
+                             "TAG that ran the same design and seeds at another population size (members)")
     parser.add_argument("--thread-check", action="store_true",
                         help="only rerun `prior` on the study's first seed with 2 torch threads and compare it with "
                              "the study's single-thread figure: OUT/learning_noise.json")
@@ -216,8 +222,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out or ("runs/learning-quick" if args.quick else DOCS))
     if args.thread_check:
         return thread_check(out)
+    if args.pair_with and not (args.report and args.tag):
+        raise UserError("--pair-with goes with --report --tag T: it pairs a side study that has run")
     if args.report:
         data = read_study(out, args.tag)
+        if args.pair_with:
+            data["paired_with"] = check_pairing(out, data, args.pair_with)
         data["comparisons"] = comparisons(data["methods"])  # derived from the scores: a comparison added since shows
         publish(data, out, args.tag)
         write_json(study_file(args.tag), data, folder=out)  # after the render: a file it cannot render stays as it was
@@ -270,12 +280,13 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
         if learner:
             plot_levels(data["schedules"][learner], out, tag, learner)
         plot_effects(data, out, tag)
+        plot_size_pairs(out, data, tag)
     plot_strengths(data, out, tag)
     print(table(data))
     if out == DOCS:
         if tag:
             update_results_section(f"Learning study, side run `{tag}`",
-                                   side_report(data, tag) + other_cpu_reruns(out, data))
+                                   side_report(data, tag) + size_pairs(out, data, tag) + other_cpu_reruns(out, data))
         else:
             update_results_section(SECTION, report(data, read_noise(out), side_studies(out, data)))
 
@@ -373,6 +384,94 @@ def other_cpu_reruns(out: Path, data: dict[str, Any]) -> str:
                              f"{', '.join(diffs)}\n")
     return ("\nThe same seeded runs on another CPU model, here minus there (points):\n" + "".join(lines)
             ) if lines else ""
+
+
+def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]:
+    """``tags``, once checked to be side studies in ``out`` whose runs pair by seed with ``data``'s although they
+    trained another population size: the same preset, env options but ``members`` and CPU model, and between them
+    ``data``'s seeds, each once. Raise UserError otherwise, before anything is written."""
+    seeds = []
+    for tag in tags:
+        other = read_study(out, tag)
+        mismatch = [] if other["preset"] == data["preset"] else [f"preset {other['preset']} (here {data['preset']})"]
+        if without_members(other["env"]) != without_members(data["env"]):
+            mismatch.append(f"env {other['env']} (here {data['env']}), beyond members")
+        if other["machine"]["cpu"] != data["machine"]["cpu"]:
+            mismatch.append(f"CPU {other['machine']['cpu']} (here {data['machine']['cpu']})")
+        if mismatch:
+            raise UserError(f"{study_file(tag)} cannot pair by seed with this study: it ran {'; '.join(mismatch)}")
+        seeds += other["seeds"]
+    if sorted(seeds) != sorted(data["seeds"]):
+        raise UserError(f"the studies {', '.join(tags)} ran seeds {sorted(seeds)}; pairing needs this study's "
+                        f"{sorted(data['seeds'])}, each once")
+    return list(tags)
+
+
+def without_members(env: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in env.items() if k != "members"}
+
+
+def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """For a study paired with others (``paired_with``): each of their methods against each of this study's, as
+    ``{"theirs", "ours", "gap", "compute", "shared"}``, the gap paired by seed (theirs - ours, points). ``compute`` is
+    their method's inner steps per run as counted; ``shared``, where it includes a search that every one of its
+    runs here reused (``fitted``'s probe runs), its steps with that search shared over those runs."""
+    tags = data.get("paired_with")
+    if not tags:
+        return []
+    studies = [read_study(out, tag) for tag in tags]
+    scores: dict[str, dict[int, float]] = {}
+    for study in studies:
+        for name, m in study["methods"].items():
+            scores.setdefault(name, {}).update(zip(study["seeds"], m["test_mean_f1"], strict=True))
+    z = studies[0]["sizes"]
+    own = z["members"] * z["rounds"] * z["steps_per_round"]  # a run's own inner steps at their population size
+    arms = []
+    for theirs, by_seed in scores.items():
+        if set(by_seed) != set(data["seeds"]):  # ran in only some of the paired studies: no pair for every seed
+            continue
+        compute = studies[0]["methods"][theirs]["compute_inner_steps"]
+        for ours, m in data["methods"].items():
+            gap = paired([by_seed[seed] for seed in data["seeds"]], m["test_mean_f1"])
+            arms.append({"theirs": theirs, "ours": ours, "gap": gap, "compute": compute,
+                         "shared": own + (compute - own) / len(data["seeds"]), "members": z["members"]})
+    return arms
+
+
+def size_pairs(out: Path, data: dict[str, Any], tag: str) -> str:
+    """Bullets for ``size_arms``: each gap with both sides' members and inner steps per run, and for a learner the
+    target's verdict, said to be at equal compute only where the steps match (counted, or with the search shared)."""
+    arms = size_arms(out, data)
+    if not arms:
+        return ""
+    z, lines = data["sizes"], []
+    for arm in arms:
+        ours = data["methods"][arm["ours"]]["compute_inner_steps"]
+        steps = f"{arm['compute']:,}" + (f" ({arm['shared']:,.0f} with its search shared over its {len(data['seeds'])}"
+                                         f" runs)" if arm["shared"] != arm["compute"] else "")
+        if arm["theirs"] not in LEARNERS:
+            outcome = f"{fmt_gap(arm['gap'])} points"
+        elif ours in (arm["compute"], arm["shared"]):
+            basis = "at equal compute" + (" with its search shared" if ours != arm["compute"] else "")
+            outcome = f"{basis}, target >= +1 with the interval above 0: {verdict(arm['gap'], 1)}"
+        else:
+            outcome = f"{fmt_gap(arm['gap'])} points, **at unequal compute**, so no verdict"
+        lines.append(f"- `{arm['theirs']}` ({arm['members']} members, {' + '.join(data['paired_with'])}) - "
+                     f"`{arm['ours']}` ({z['members']} members, here), inner steps per run {steps} against "
+                     f"{ours:,}: {outcome}\n")
+    return (f"\nPaired by seed with the runs of {', '.join(f'`{t}`' for t in data['paired_with'])}, the same seeds, "
+            f"warm-ups, batches and selection split at another population size (`--pair-with`), test mean F1:\n"
+            + "".join(lines) + f"\n![pairs]({figure_file('pairs', tag)})\n")
+
+
+def plot_size_pairs(out: Path, data: dict[str, Any], tag: str) -> None:
+    """``size_arms``' gaps: bar = mean, whisker = 95% interval, dots = seeds."""
+    arms = size_arms(out, data)
+    if arms:
+        members = data["sizes"]["members"]
+        plot_gaps([f"{a['theirs']} ({a['members']} members)\n- {a['ours']} ({members} members)" for a in arms],
+                  [a["gap"] for a in arms], ["tab:blue" if a["theirs"] in LEARNERS else "tab:gray" for a in arms],
+                  "test mean F1 gap (points)", figure_file("pairs", tag), out)
 
 
 def thread_check(out: Path) -> None:
@@ -744,8 +843,15 @@ def plot_methods(data: dict[str, Any], out: Path) -> None:
         return
     names = [m for m in methods if m != best]
     gaps = [paired(methods[m]["test_mean_f1"], methods[best]["test_mean_f1"]) for m in names]
-    fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(names), 4))
     colors = ["tab:green" if m == ORACLE else "tab:blue" if m in LEARNERS else "tab:gray" for m in names]
+    plot_gaps(names, gaps, colors, f"test mean F1 − {best} (points)", "learning_methods.png", out)
+
+
+def plot_gaps(names: list[str], gaps: list[dict[str, Any]], colors: list[str], ylabel: str, file: str,
+              out: Path) -> None:
+    """Paired gaps (``paired``) as bars of their mean, whiskers of their 95% interval and a dot per seed, beside the
+    target's +1 line."""
+    fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(names), 4))
     for i, (gap, color) in enumerate(zip(gaps, colors, strict=True)):
         ax.bar(i, gap["mean"], color=color, alpha=0.6)
         if gap["ci95"] is not None:
@@ -755,10 +861,10 @@ def plot_methods(data: dict[str, Any], out: Path) -> None:
     ax.axhline(0, color="black", lw=0.8)
     ax.axhline(1, color="tab:red", lw=0.8, ls="--", label="target: +1 point")
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
-    ax.set(ylabel=f"test mean F1 − {best} (points)",
-           title="Paired by seed: bar = mean, whisker = 95% CI, dots = seeds")
+    ax.set(ylabel=ylabel, title="Paired by seed: bar = mean, whisker = 95% CI, dots = seeds")
     ax.legend(fontsize=8)
-    save_figure(fig, "learning_methods.png", folder=out)
+    fig.tight_layout()
+    save_figure(fig, file, folder=out)
 
 
 def plot_levels(schedules: list | None, out: Path, tag: str | None = None, method: str = "ppo") -> None:

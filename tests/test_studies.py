@@ -545,3 +545,69 @@ def test_a_gap_at_unequal_compute_says_so_beside_its_verdict():
     assert "vs the recipe its edits start from `strength+2`" in text
     even = {name: {**m, "compute_inner_steps": 2304} for name, m in methods.items()}
     assert "unequal" not in learning.targets({"methods": even, "comparisons": learning.comparisons(even)}, False)
+
+
+def size_study(tmp_path, tag, seeds, members, methods, env=None, cpu="CPU X"):
+    """A side study file of 2 rounds x 4 steps at ``members`` members (a run's own steps: members x 8)."""
+    data = {"machine": {"cuda_device": None, "cpu": cpu, "cores": 2}, "preset": "smoke",
+            "env": {**(env or {}), "members": members}, "seeds": seeds, "wall_seconds": 60, "jobs": 2,
+            "sizes": {"members": members, "rounds": 2, "steps_per_round": 4, "exploit_every": 1, "warmup_steps": 20,
+                      "reward_subset": 16},
+            "methods": methods, "comparisons": learning.comparisons(methods), "schedules": {}}
+    (tmp_path / f"learning_{tag}.json").write_text(json.dumps(data))
+    return data
+
+
+def with_steps(values, steps):
+    return {**scores(*values), "compute_inner_steps": steps}
+
+
+def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_only_at_equal_compute(tmp_path,
+                                                                                                       capsys):
+    # fitted at 2 members: its own 16 steps plus a 48-step search reused by its 3 runs, so 16 + 48 / 3 = 32 per run,
+    # which a 4-member population (4 x 8) matches; its seeds come from two studies
+    size_study(tmp_path, "a", [0, 1], 2, {"fitted": with_steps([0.52, 0.63], 64), "strength+2": with_steps(
+        [0.45, 0.55], 16)})
+    size_study(tmp_path, "b", [2], 2, {"fitted": with_steps([0.74], 64), "strength+2": with_steps([0.65], 16)})
+    size_study(tmp_path, "eq", [0, 1, 2], 4, {"strength+2": with_steps([0.40, 0.50, 0.60], 32)})
+    learning.main(["--report", "--tag", "eq", "--out", str(tmp_path), "--pair-with", "a", "b"])
+    assert json.loads((tmp_path / "learning_eq.json").read_text())["paired_with"] == ["a", "b"]  # kept for re-renders
+    assert (tmp_path / "learning_eq_pairs.png").read_bytes()[:4] == b"\x89PNG"
+    text = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_eq.json").read_text()), "eq")
+    lines = text.splitlines()
+    fitted = next(line for line in lines if line.startswith("- `fitted` (2 members, a + b) - `strength+2` (4"))
+    gaps = [100 * (x - y) for x, y in zip([0.52, 0.63, 0.74], [0.40, 0.50, 0.60], strict=True)]  # 12, 13, 14
+    half = runs.T975[2] * np.std(gaps, ddof=1) / math.sqrt(3)
+    assert f"**+13.00 [{13 - half:+.2f}, {13 + half:+.2f}] (per seed: +12.00, +13.00, +14.00)**: met" in fitted
+    assert fitted.startswith("- `fitted` (2 members, a + b) - `strength+2` (4 members, here), inner steps per run 64 "
+                             "(32 with its search shared over its 3 runs) against 32: at equal compute with its search "
+                             "shared, target >= +1 with the interval above 0: **")
+    constant = next(line for line in lines if line.startswith("- `strength+2` (2 members"))
+    assert "+5.00 [+5.00, +5.00] (per seed: +5.00, +5.00, +5.00)" in constant
+    assert "inner steps per run 16 against 32: +5.00" in constant and constant.endswith(" points")  # not a learner
+    # the same pairs at a compute the learner does not match: no verdict
+    size_study(tmp_path, "big", [0, 1, 2], 8, {"strength+2": with_steps([0.40, 0.50, 0.60], 64 + 1)})
+    learning.main(["--report", "--tag", "big", "--out", str(tmp_path), "--pair-with", "a", "b"])
+    big = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_big.json").read_text()), "big")
+    assert "points, **at unequal compute**, so no verdict" in big and "met" not in big
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("others, argv, message", [
+    ({"a": ([0, 1], {})}, [], "the studies a ran seeds [0, 1]; pairing needs this study's [0, 1, 2], each once"),
+    ({"a": ([0, 1, 2], {"rounds": 2})}, [], "learning_a.json cannot pair by seed with this study: it ran env"),
+    ({"a": ([0, 1, 2], {}, "CPU Y")}, [], "learning_a.json cannot pair by seed with this study: it ran CPU CPU Y"),
+    ({"a": ([0, 1, 2], {})}, ["--pair-with", "a"], "--pair-with goes with --report --tag T"),
+])
+def test_pairing_with_another_population_size_refuses_studies_that_do_not_pair(others, argv, message, tmp_path,
+                                                                                capsys):
+    from adaptive_de.errors import run_cli
+    size_study(tmp_path, "eq", [0, 1, 2], 4, {"strength+2": with_steps([0.4, 0.5, 0.6], 32)})
+    for tag, (seeds, env, *cpu) in others.items():
+        size_study(tmp_path, tag, seeds, 2, {"fitted": with_steps([0.5] * len(seeds), 64)}, env, *cpu)
+    before = (tmp_path / "learning_eq.json").read_text()
+    argv = argv or ["--report", "--tag", "eq", "--out", str(tmp_path), "--pair-with", *others]
+    assert run_cli(learning.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert (tmp_path / "learning_eq.json").read_text() == before and not list(tmp_path.glob("*.png"))
