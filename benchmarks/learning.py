@@ -388,11 +388,12 @@ def other_cpu_reruns(out: Path, data: dict[str, Any]) -> str:
 
 def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]:
     """``tags``, once checked to be side studies in ``out`` whose runs pair by seed with ``data``'s although they
-    trained another population size: the same preset, env options but ``members`` and CPU model, and between them
-    ``data``'s seeds, each once. Raise UserError otherwise, before anything is written."""
-    seeds = []
+    trained another population size: the same preset, CPU model and env options but ``members`` (one size for all of
+    them), and between them ``data``'s seeds, each once. Raise UserError otherwise, before anything is written."""
+    seeds, sizes = [], set()
     for tag in tags:
         other = read_study(out, tag)
+        sizes.add(other["sizes"]["members"])
         mismatch = [] if other["preset"] == data["preset"] else [f"preset {other['preset']} (here {data['preset']})"]
         if without_members(other["env"]) != without_members(data["env"]):
             mismatch.append(f"env {other['env']} (here {data['env']}), beyond members")
@@ -401,6 +402,8 @@ def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]
         if mismatch:
             raise UserError(f"{study_file(tag)} cannot pair by seed with this study: it ran {'; '.join(mismatch)}")
         seeds += other["seeds"]
+    if len(sizes) > 1:
+        raise UserError(f"the studies {', '.join(tags)} ran populations of {sorted(sizes)} members: pair with one size")
     if sorted(seeds) != sorted(data["seeds"]):
         raise UserError(f"the studies {', '.join(tags)} ran seeds {sorted(seeds)}; pairing needs this study's "
                         f"{sorted(data['seeds'])}, each once")
@@ -413,9 +416,10 @@ def without_members(env: dict[str, Any]) -> dict[str, Any]:
 
 def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     """For a study paired with others (``paired_with``): each of their methods against each of this study's, as
-    ``{"theirs", "ours", "gap", "compute", "shared"}``, the gap paired by seed (theirs - ours, points). ``compute`` is
-    their method's inner steps per run as counted; ``shared``, where it includes a search that every one of its
-    runs here reused (``fitted``'s probe runs), its steps with that search shared over those runs."""
+    ``{"theirs", "ours", "gap", "compute", "shared", "members"}``, the gap paired by seed (theirs - ours, points) and
+    ``members`` their population size. ``compute`` is their method's inner steps per run as counted; ``shared``, where
+    that includes a search beyond the run's own steps, its steps with the search shared over the runs paired here:
+    the study's ``fitted`` always reads one probe file, so all its runs reused the same probe runs."""
     tags = data.get("paired_with")
     if not tags:
         return []

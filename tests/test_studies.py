@@ -597,6 +597,7 @@ def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_on
     ({"a": ([0, 1], {})}, [], "the studies a ran seeds [0, 1]; pairing needs this study's [0, 1, 2], each once"),
     ({"a": ([0, 1, 2], {"rounds": 2})}, [], "learning_a.json cannot pair by seed with this study: it ran env"),
     ({"a": ([0, 1, 2], {}, "CPU Y")}, [], "learning_a.json cannot pair by seed with this study: it ran CPU CPU Y"),
+    ({"a": ([0, 1], {}), "b": ([2], {"members": 3})}, [], "the studies a, b ran populations of [2, 3] members"),
     ({"a": ([0, 1, 2], {})}, ["--pair-with", "a"], "--pair-with goes with --report --tag T"),
 ])
 def test_pairing_with_another_population_size_refuses_studies_that_do_not_pair(others, argv, message, tmp_path,
@@ -604,7 +605,8 @@ def test_pairing_with_another_population_size_refuses_studies_that_do_not_pair(o
     from adaptive_de.errors import run_cli
     size_study(tmp_path, "eq", [0, 1, 2], 4, {"strength+2": with_steps([0.4, 0.5, 0.6], 32)})
     for tag, (seeds, env, *cpu) in others.items():
-        size_study(tmp_path, tag, seeds, 2, {"fitted": with_steps([0.5] * len(seeds), 64)}, env, *cpu)
+        fitted = {"fitted": with_steps([0.5] * len(seeds), 64)}
+        size_study(tmp_path, tag, seeds, env.get("members", 2), fitted, env, *cpu)
     before = (tmp_path / "learning_eq.json").read_text()
     argv = argv or ["--report", "--tag", "eq", "--out", str(tmp_path), "--pair-with", *others]
     assert run_cli(learning.main, argv) == 2
