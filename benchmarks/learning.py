@@ -855,7 +855,7 @@ def plot_gaps(names: list[str], gaps: list[dict[str, Any]], colors: list[str], y
               out: Path) -> None:
     """Paired gaps (``paired``) as bars of their mean, whiskers of their 95% interval and a dot per seed, beside the
     target's +1 line."""
-    fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(names), 4))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.9 * len(names)), 4))
     for i, (gap, color) in enumerate(zip(gaps, colors, strict=True)):
         ax.bar(i, gap["mean"], color=color, alpha=0.6)
         if gap["ci95"] is not None:
