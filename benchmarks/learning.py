@@ -418,8 +418,9 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     """For a study paired with others (``paired_with``): each of their methods against each of this study's, as
     ``{"theirs", "ours", "gap", "compute", "shared", "members"}``, the gap paired by seed (theirs - ours, points) and
     ``members`` their population size. ``compute`` is their method's inner steps per run as counted; ``shared``, where
-    that includes a search beyond the run's own steps, its steps with the search shared over the runs paired here:
-    the study's ``fitted`` always reads one probe file, so all its runs reused the same probe runs."""
+    that includes a search beyond the run's own steps, its steps with the search shared over ``runs``, every run of
+    the method in ``out``'s studies (``method_runs``): the study's ``fitted`` always reads one probe file, so all its
+    runs reused the same probe runs."""
     tags = data.get("paired_with")
     if not tags:
         return []
@@ -434,29 +435,42 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     for theirs, by_seed in scores.items():
         if set(by_seed) != set(data["seeds"]):  # ran in only some of the paired studies: no pair for every seed
             continue
-        compute = studies[0]["methods"][theirs]["compute_inner_steps"]
+        compute, runs = studies[0]["methods"][theirs]["compute_inner_steps"], method_runs(out, theirs)
         for ours, m in data["methods"].items():
             gap = paired([by_seed[seed] for seed in data["seeds"]], m["test_mean_f1"])
-            arms.append({"theirs": theirs, "ours": ours, "gap": gap, "compute": compute,
-                         "shared": own + (compute - own) / len(data["seeds"]), "members": z["members"]})
+            arms.append({"theirs": theirs, "ours": ours, "gap": gap, "compute": compute, "runs": runs,
+                         "shared": own + (compute - own) / runs, "members": z["members"]})
     return arms
+
+
+def method_runs(out: Path, method: str) -> int:
+    """How many runs of ``method`` ``out``'s study files hold, each (preset, env options, seed) once: a run merged
+    into another study (``--merge``) is the same run."""
+    runs = set()
+    for path in out.glob("learning*.json"):
+        study = json.loads(path.read_text())
+        if method in study.get("methods", {}):
+            runs.update((study["preset"], json.dumps(study["env"], sort_keys=True), seed) for seed in study["seeds"])
+    return len(runs)
 
 
 def size_pairs(out: Path, data: dict[str, Any], tag: str) -> str:
     """Bullets for ``size_arms``: each gap with both sides' members and inner steps per run, and for a learner the
-    target's verdict, said to be at equal compute only where the steps match (counted, or with the search shared)."""
+    target's verdict where the arm spent at least the learner's steps (counted, or with its search shared): at equal
+    compute where they match, and said so where the arm spent more, which favours the arm."""
     arms = size_arms(out, data)
     if not arms:
         return ""
     z, lines = data["sizes"], []
     for arm in arms:
         ours = data["methods"][arm["ours"]]["compute_inner_steps"]
-        steps = f"{arm['compute']:,}" + (f" ({arm['shared']:,.0f} with its search shared over its {len(data['seeds'])}"
-                                         f" runs)" if arm["shared"] != arm["compute"] else "")
+        steps = f"{arm['compute']:,}" + (f" ({arm['shared']:,.0f} with its search shared over its {arm['runs']} "
+                                         f"runs)" if arm["shared"] != arm["compute"] else "")
         if arm["theirs"] not in LEARNERS:
             outcome = f"{fmt_gap(arm['gap'])} points"
-        elif ours in (arm["compute"], arm["shared"]):
-            basis = "at equal compute" + (" with its search shared" if ours != arm["compute"] else "")
+        elif ours >= arm["shared"]:
+            basis = ("at equal compute" + (" with its search shared" if ours != arm["compute"] else "")
+                     if ours in (arm["compute"], arm["shared"]) else "with more steps for the arm, which favours it")
             outcome = f"{basis}, target >= +1 with the interval above 0: {verdict(arm['gap'], 1)}"
         else:
             outcome = f"{fmt_gap(arm['gap'])} points, **at unequal compute**, so no verdict"

@@ -585,11 +585,21 @@ def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_on
     constant = next(line for line in lines if line.startswith("- `strength+2` (2 members"))
     assert "+5.00 [+5.00, +5.00] (per seed: +5.00, +5.00, +5.00)" in constant
     assert "inner steps per run 16 against 32: +5.00" in constant and constant.endswith(" points")  # not a learner
-    # the same pairs at a compute the learner does not match: no verdict
-    size_study(tmp_path, "big", [0, 1, 2], 8, {"strength+2": with_steps([0.40, 0.50, 0.60], 64 + 1)})
+    # an arm that spends fewer steps than the learner's shared cost gets no verdict; one that spends more does
+    size_study(tmp_path, "small", [0, 1, 2], 3, {"strength+2": with_steps([0.40, 0.50, 0.60], 24)})
+    learning.main(["--report", "--tag", "small", "--out", str(tmp_path), "--pair-with", "a", "b"])
+    small = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_small.json").read_text()), "small")
+    assert "points, **at unequal compute**, so no verdict" in small and "met" not in small
+    size_study(tmp_path, "big", [0, 1, 2], 5, {"strength+2": with_steps([0.40, 0.50, 0.60], 40)})
     learning.main(["--report", "--tag", "big", "--out", str(tmp_path), "--pair-with", "a", "b"])
     big = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_big.json").read_text()), "big")
-    assert "points, **at unequal compute**, so no verdict" in big and "met" not in big
+    assert "against 40: with more steps for the arm, which favours it, target >= +1 with the interval above 0:" in big
+    # more runs reusing the search (fitted on seeds 7, 8 in another study) share it further: 16 + 48 / 5 = 25.6
+    size_study(tmp_path, "later", [7, 8], 2, {"fitted": with_steps([0.5, 0.5], 64)})
+    assert learning.method_runs(tmp_path, "fitted") == 5  # a, b and later
+    assert learning.method_runs(tmp_path, "strength+2") == 12  # 3 seeds at each of 2, 3, 4 and 5 members
+    later = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_eq.json").read_text()), "eq")
+    assert "(26 with its search shared over its 5 runs) against 32: with more steps for the arm" in later
     capsys.readouterr()
 
 
