@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
     """The table on stdout; the main study's plots; in docs/, the study's RESULTS.md section."""
+    arms = size_arms(out, data)  # a side study's pairs at another population size (--pair-with), else none
     if not tag:
         plot_methods(data, out)
         plot_levels(data["schedules"].get("ppo"), out)
@@ -280,13 +281,13 @@ def publish(data: dict[str, Any], out: Path, tag: str | None) -> None:
         if learner:
             plot_levels(data["schedules"][learner], out, tag, learner)
         plot_effects(data, out, tag)
-        plot_size_pairs(out, data, tag)
+        plot_size_pairs(arms, data, out, tag)
     plot_strengths(data, out, tag)
     print(table(data))
     if out == DOCS:
         if tag:
             update_results_section(f"Learning study, side run `{tag}`",
-                                   side_report(data, tag) + size_pairs(out, data, tag) + other_cpu_reruns(out, data))
+                                   side_report(data, tag) + size_pairs(arms, data, tag) + other_cpu_reruns(out, data))
         else:
             update_results_section(SECTION, report(data, read_noise(out), side_studies(out, data)))
 
@@ -420,7 +421,7 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     ``members`` their population size. ``compute`` is their method's inner steps per run as counted; ``shared``, where
     that includes a search beyond the run's own steps, its steps with the search shared over ``runs``, every run of
     the method in ``out``'s studies (``method_runs``): the study's ``fitted`` always reads one probe file, so all its
-    runs reused the same probe runs."""
+    runs reused the same probe runs. The section and the plot of ``publish`` both use one call's arms."""
     tags = data.get("paired_with")
     if not tags:
         return []
@@ -429,13 +430,13 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     for study in studies:
         for name, m in study["methods"].items():
             scores.setdefault(name, {}).update(zip(study["seeds"], m["test_mean_f1"], strict=True))
-    z = studies[0]["sizes"]
+    z, runs_of = studies[0]["sizes"], method_runs(out)
     own = z["members"] * z["rounds"] * z["steps_per_round"]  # a run's own inner steps at their population size
     arms = []
     for theirs, by_seed in scores.items():
         if set(by_seed) != set(data["seeds"]):  # ran in only some of the paired studies: no pair for every seed
             continue
-        compute, runs = studies[0]["methods"][theirs]["compute_inner_steps"], method_runs(out, theirs)
+        compute, runs = studies[0]["methods"][theirs]["compute_inner_steps"], runs_of[theirs]
         for ours, m in data["methods"].items():
             gap = paired([by_seed[seed] for seed in data["seeds"]], m["test_mean_f1"])
             arms.append({"theirs": theirs, "ours": ours, "gap": gap, "compute": compute, "runs": runs,
@@ -443,22 +444,22 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     return arms
 
 
-def method_runs(out: Path, method: str) -> int:
-    """How many runs of ``method`` ``out``'s study files hold, each (preset, env options, seed) once: a run merged
+def method_runs(out: Path) -> dict[str, int]:
+    """How many runs of each method ``out``'s study files hold, each (preset, env options, seed) once: a run merged
     into another study (``--merge``) is the same run."""
-    runs = set()
+    runs: dict[str, set[tuple[str, str, int]]] = {}
     for path in out.glob("learning*.json"):
         study = json.loads(path.read_text())
-        if method in study.get("methods", {}):
-            runs.update((study["preset"], json.dumps(study["env"], sort_keys=True), seed) for seed in study["seeds"])
-    return len(runs)
+        for method in study.get("methods", {}):  # learning_noise.json holds no study; the oldest, no env options
+            design = (study["preset"], json.dumps(study.get("env"), sort_keys=True))
+            runs.setdefault(method, set()).update((*design, seed) for seed in study["seeds"])
+    return {method: len(found) for method, found in runs.items()}
 
 
-def size_pairs(out: Path, data: dict[str, Any], tag: str) -> str:
-    """Bullets for ``size_arms``: each gap with both sides' members and inner steps per run, and for a learner the
-    target's verdict where the arm spent at least the learner's steps (counted, or with its search shared): at equal
-    compute where they match, and said so where the arm spent more, which favours the arm."""
-    arms = size_arms(out, data)
+def size_pairs(arms: list[dict[str, Any]], data: dict[str, Any], tag: str) -> str:
+    """Bullets for ``size_arms``' arms: each gap with both sides' members and inner steps per run, and for a learner
+    the target's verdict where the arm spent at least the learner's steps (counted, or with its search shared): at
+    equal compute where they match, and said so where the arm spent more, which favours the arm."""
     if not arms:
         return ""
     z, lines = data["sizes"], []
@@ -469,8 +470,12 @@ def size_pairs(out: Path, data: dict[str, Any], tag: str) -> str:
         if arm["theirs"] not in LEARNERS:
             outcome = f"{fmt_gap(arm['gap'])} points"
         elif ours >= arm["shared"]:
-            basis = ("at equal compute" + (" with its search shared" if ours != arm["compute"] else "")
-                     if ours in (arm["compute"], arm["shared"]) else "with more steps for the arm, which favours it")
+            if ours == arm["compute"]:
+                basis = "at equal compute"
+            elif ours == arm["shared"]:
+                basis = "at equal compute with its search shared"
+            else:
+                basis = "with more steps for the arm, which favours it"
             outcome = f"{basis}, target >= +1 with the interval above 0: {verdict(arm['gap'], 1)}"
         else:
             outcome = f"{fmt_gap(arm['gap'])} points, **at unequal compute**, so no verdict"
@@ -482,9 +487,8 @@ def size_pairs(out: Path, data: dict[str, Any], tag: str) -> str:
             + "".join(lines) + f"\n![pairs]({figure_file('pairs', tag)})\n")
 
 
-def plot_size_pairs(out: Path, data: dict[str, Any], tag: str) -> None:
+def plot_size_pairs(arms: list[dict[str, Any]], data: dict[str, Any], out: Path, tag: str) -> None:
     """``size_arms``' gaps: bar = mean, whisker = 95% interval, dots = seeds."""
-    arms = size_arms(out, data)
     if arms:
         members = data["sizes"]["members"]
         plot_gaps([f"{a['theirs']} ({a['members']} members)\n- {a['ours']} ({members} members)" for a in arms],

@@ -562,6 +562,12 @@ def with_steps(values, steps):
     return {**scores(*values), "compute_inner_steps": steps}
 
 
+def pairs(out, tag):
+    """The RESULTS bullets of side study ``tag`` in ``out``, paired (``--pair-with``) with studies of another size."""
+    data = json.loads((out / f"learning_{tag}.json").read_text())
+    return learning.size_pairs(learning.size_arms(out, data), data, tag)
+
+
 def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_only_at_equal_compute(tmp_path,
                                                                                                        capsys):
     # fitted at 2 members: its own 16 steps plus a 48-step search reused by its 3 runs, so 16 + 48 / 3 = 32 per run,
@@ -573,7 +579,7 @@ def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_on
     learning.main(["--report", "--tag", "eq", "--out", str(tmp_path), "--pair-with", "a", "b"])
     assert json.loads((tmp_path / "learning_eq.json").read_text())["paired_with"] == ["a", "b"]  # kept for re-renders
     assert (tmp_path / "learning_eq_pairs.png").read_bytes()[:4] == b"\x89PNG"
-    text = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_eq.json").read_text()), "eq")
+    text = pairs(tmp_path, "eq")
     lines = text.splitlines()
     fitted = next(line for line in lines if line.startswith("- `fitted` (2 members, a + b) - `strength+2` (4"))
     gaps = [100 * (x - y) for x, y in zip([0.52, 0.63, 0.74], [0.40, 0.50, 0.60], strict=True)]  # 12, 13, 14
@@ -588,17 +594,21 @@ def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_on
     # an arm that spends fewer steps than the learner's shared cost gets no verdict; one that spends more does
     size_study(tmp_path, "small", [0, 1, 2], 3, {"strength+2": with_steps([0.40, 0.50, 0.60], 24)})
     learning.main(["--report", "--tag", "small", "--out", str(tmp_path), "--pair-with", "a", "b"])
-    small = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_small.json").read_text()), "small")
+    small = pairs(tmp_path, "small")
     assert "points, **at unequal compute**, so no verdict" in small and "met" not in small
     size_study(tmp_path, "big", [0, 1, 2], 5, {"strength+2": with_steps([0.40, 0.50, 0.60], 40)})
     learning.main(["--report", "--tag", "big", "--out", str(tmp_path), "--pair-with", "a", "b"])
-    big = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_big.json").read_text()), "big")
+    big = pairs(tmp_path, "big")
     assert "against 40: with more steps for the arm, which favours it, target >= +1 with the interval above 0:" in big
     # more runs reusing the search (fitted on seeds 7, 8 in another study) share it further: 16 + 48 / 5 = 25.6
     size_study(tmp_path, "later", [7, 8], 2, {"fitted": with_steps([0.5, 0.5], 64)})
-    assert learning.method_runs(tmp_path, "fitted") == 5  # a, b and later
-    assert learning.method_runs(tmp_path, "strength+2") == 12  # 3 seeds at each of 2, 3, 4 and 5 members
-    later = learning.size_pairs(tmp_path, json.loads((tmp_path / "learning_eq.json").read_text()), "eq")
+    (tmp_path / "learning_noise.json").write_text(json.dumps({"method": "prior", "difference_points": 0.1}))  # no study
+    (tmp_path / "learning_old.json").write_text(json.dumps({"preset": "smoke", "seeds": [0], "methods": {
+        "none": scores(0.3)}}))  # a study from before env options were recorded
+    assert learning.method_runs(tmp_path)["fitted"] == 5  # a, b and later
+    assert learning.method_runs(tmp_path)["strength+2"] == 12  # 3 seeds at each of 2, 3, 4 and 5 members
+    assert learning.method_runs(tmp_path)["none"] == 1
+    later = pairs(tmp_path, "eq")
     assert "(26 with its search shared over its 5 runs) against 32: with more steps for the arm" in later
     capsys.readouterr()
 
