@@ -550,8 +550,9 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
             f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
             f"{z['warmup_steps']}-step warm-up, env options {env_options(data)}. A seeded CPU run is the same bit "
-            f"for bit in every study of the same sizes and code on the same CPU model, so its methods pair by seed "
-            f"with another study's that ran on {m['cpu']} too.\n\n" + table(data)
+            f"for bit in every study of the same sizes and code on the same CPU model at the same torch thread count "
+            f"(1 in a `--jobs` worker or with `--threads 1`), so its methods pair by seed with another study's "
+            f"that ran on {m['cpu']} at that count too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
             + strength_schedules(means) + grid_choices(data) + family_moves(data) + probe_fit(data)
             + study_time(data) + strengths_link(means, tag)
@@ -815,10 +816,11 @@ def targets(data: dict[str, Any], preflight: bool = True) -> str:
     for learner, control in CONTROLS.items():
         if learner in methods:
             best = c.get("best_non_learning")
-            lines.append(f"- `{learner}` vs the best non-learning method `{best}` (target >= "
-                         f"+1, interval above 0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}"
-                         f"{unrun_note(methods)}{unequal_compute(methods, learner, best)}\n"
-                         f"- `{learner}` vs {CONTROL_ROLES.get(learner, 'its frozen prior')} `{control}` (target >= "
+            lines.append(f"- `{learner}` vs the best non-learning method: not measured (none ran)\n" if best is None
+                         else f"- `{learner}` vs the best non-learning method `{best}` (target >= +1, interval above "
+                         f"0): {verdict(c.get(f'{learner}_vs_best_non_learning'), 1)}{unrun_note(methods)}"
+                         f"{unequal_compute(methods, learner, best)}\n")
+            lines.append(f"- `{learner}` vs {CONTROL_ROLES.get(learner, 'its frozen prior')} `{control}` (target >= "
                          f"+1, interval above 0): {verdict(c.get(f'{learner}_vs_{control}'), 1)}"
                          f"{unequal_compute(methods, learner, control)}\n")
     return "".join(lines)

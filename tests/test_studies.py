@@ -547,6 +547,14 @@ def test_a_gap_at_unequal_compute_says_so_beside_its_verdict():
     assert "unequal" not in learning.targets({"methods": even, "comparisons": learning.comparisons(even)}, False)
 
 
+def test_a_learner_run_alone_is_not_compared_with_a_method_that_did_not_run():
+    methods = {"fitted": {**scores(0.52, 0.63, 0.74), "compute_inner_steps": 11520}}
+    text = learning.targets({"methods": methods, "comparisons": learning.comparisons(methods)}, preflight=False)
+    assert "`fitted` vs the best non-learning method: not measured (none ran)" in text
+    assert "`None`" not in text
+    assert "vs the recipe its edits start from `strength+2` (target >= +1, interval above 0): not measured" in text
+
+
 def size_study(tmp_path, tag, seeds, members, methods, env=None, cpu="CPU X"):
     """A side study file of 2 rounds x 4 steps at ``members`` members (a run's own steps: members x 8)."""
     data = {"machine": {"cuda_device": None, "cpu": cpu, "cores": 2}, "preset": "smoke",
