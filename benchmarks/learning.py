@@ -40,6 +40,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from torch import get_num_threads
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -164,6 +165,7 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
                  FITTED: f"fitted:{DOCS / study_file(PROBE_STUDY)}", **STRENGTH_SPECS}
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
+    row["torch_threads"] = get_num_threads()  # a run's numbers depend on it, so runs pair only at one count
     print(f"{method:>15} seed {seed}: test mean F1 {100 * row['test_mean_f1']:.2f} "
           f"({row['wall_seconds']:.0f} s, {row['compute_inner_steps']} inner steps)", flush=True)
     result = {"method": method, "seed": seed, "row": row}
@@ -255,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         m["test_mean_f1"].append(row["test_mean_f1"])
         m["test_fp_rate"].append(row["test_fp_rate"])
         m["best_member"].append(row["best_member"])
+        m.setdefault("torch_threads", []).append(row.get("torch_threads"))  # None: a run stored before it was kept
         schedules.setdefault(result["method"], []).append(row["schedule"])
     merged = {str(path): merge_side_study(methods, schedules, path, (preset, env, seeds)) for path in args.merge}
     methods = {m: methods[m] for m in METHODS if m in methods}
@@ -390,7 +393,8 @@ def other_cpu_reruns(out: Path, data: dict[str, Any]) -> str:
 def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]:
     """``tags``, once checked to be side studies in ``out`` whose runs pair by seed with ``data``'s although they
     trained another population size: the same preset, CPU model and env options but ``members`` (one size for all of
-    them), and between them ``data``'s seeds, each once. Raise UserError otherwise, before anything is written."""
+    them), between them ``data``'s seeds, each once, and each seed's runs at one torch thread count where recorded.
+    Raise UserError otherwise, before anything is written."""
     seeds, sizes = [], set()
     for tag in tags:
         other = read_study(out, tag)
@@ -403,12 +407,36 @@ def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]
         if mismatch:
             raise UserError(f"{study_file(tag)} cannot pair by seed with this study: it ran {'; '.join(mismatch)}")
         seeds += other["seeds"]
+        for seed, (theirs, ours) in paired_threads(other, data).items():
+            raise UserError(f"{study_file(tag)} cannot pair by seed with this study: seed {seed} ran at {theirs} "
+                            f"torch thread(s) there and {ours} here")
     if len(sizes) > 1:
         raise UserError(f"the studies {', '.join(tags)} ran populations of {sorted(sizes)} members: pair with one size")
     if sorted(seeds) != sorted(data["seeds"]):
         raise UserError(f"the studies {', '.join(tags)} ran seeds {sorted(seeds)}; pairing needs this study's "
                         f"{sorted(data['seeds'])}, each once")
     return list(tags)
+
+
+def run_threads(data: dict[str, Any]) -> dict[int, set[int]]:
+    """Each seed's torch thread counts over the study's runs that recorded one (older runs did not)."""
+    counts: dict[int, set[int]] = {}
+    for m in data["methods"].values():
+        for seed, threads in zip(data["seeds"], m.get("torch_threads", []), strict=False):
+            if threads is not None:
+                counts.setdefault(seed, set()).add(threads)
+    return counts
+
+
+def paired_threads(other: dict[str, Any], data: dict[str, Any]) -> dict[int, tuple[str, str]]:
+    """The seeds whose runs in ``other`` and ``data`` trained at different torch thread counts, with those counts."""
+    theirs, ours = run_threads(other), run_threads(data)
+    return {seed: (counts(theirs[seed]), counts(ours[seed])) for seed in sorted(theirs.keys() & ours.keys())
+            if len(theirs[seed] | ours[seed]) > 1}
+
+
+def counts(threads: set[int]) -> str:
+    return " and ".join(map(str, sorted(threads)))
 
 
 def without_members(env: dict[str, Any]) -> dict[str, Any]:

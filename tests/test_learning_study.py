@@ -1,6 +1,8 @@
 """The learning study end to end on the smoke preset: equal compute, one warm-up per seed, resume."""
 import json
 
+import torch
+
 from benchmarks import learning
 
 
@@ -15,6 +17,8 @@ def test_the_study_spends_equal_compute_warms_each_seed_once_and_resumes(tmp_pat
     steps = sizes["members"] * sizes["rounds"] * sizes["steps_per_round"]
     assert list(data["methods"]) == ["prior", "none"] and data["seeds"] == [0] and not data["resumed"]
     assert all(m["compute_inner_steps"] == steps for m in data["methods"].values())
+    # each run keeps the thread count it trained at (its numbers depend on it), so pairing can check it
+    assert all(m["torch_threads"] == [torch.get_num_threads()] for m in data["methods"].values())
     assert len(list((cache / "pretrained").glob("*.pt"))) == 1  # one warm-up for the seed, shared by its runs
     learning.main([*argv, "--resume"])  # every run is stored: read back, not retrained
     again = json.loads((tmp_path / "runs/learning-quick/learning.json").read_text())

@@ -621,6 +621,23 @@ def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_on
     capsys.readouterr()
 
 
+def test_runs_at_different_torch_thread_counts_do_not_pair(tmp_path, capsys):
+    from adaptive_de.errors import run_cli
+    size_study(tmp_path, "eq", [0, 1, 2], 4, {"strength+2": {**with_steps([0.4, 0.5, 0.6], 32),
+                                                             "torch_threads": [2, 1, 1]}})
+    size_study(tmp_path, "a", [0, 1, 2], 2, {"fitted": {**with_steps([0.5] * 3, 64), "torch_threads": [2, 1, 1]}})
+    size_study(tmp_path, "b", [0, 1, 2], 2, {"fitted": {**with_steps([0.5] * 3, 64), "torch_threads": [1, None, 2]}})
+    argv = ["--report", "--tag", "eq", "--out", str(tmp_path), "--pair-with"]
+    assert run_cli(learning.main, [*argv, "a"]) == 0  # each seed at one count, an unrecorded one left unchecked
+    capsys.readouterr()
+    before = (tmp_path / "learning_eq.json").read_text()
+    assert run_cli(learning.main, [*argv, "b"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: learning_b.json cannot pair by seed with this study: seed 0 ran at 1 torch thread(s) "
+                   "there and 2 here\n")
+    assert (tmp_path / "learning_eq.json").read_text() == before
+
+
 @pytest.mark.parametrize("others, argv, message", [
     ({"a": ([0, 1], {})}, [], "the studies a ran seeds [0, 1]; pairing needs this study's [0, 1, 2], each once"),
     ({"a": ([0, 1, 2], {"rounds": 2})}, [], "learning_a.json cannot pair by seed with this study: it ran env"),
