@@ -253,11 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     for result in sorted(results, key=lambda r: r["seed"]):
         row = result["row"]
         m = methods.setdefault(result["method"], {"test_mean_f1": [], "test_fp_rate": [], "best_member": [],
+                                                  "torch_threads": [],
                                                   "compute_inner_steps": row["compute_inner_steps"]})
         m["test_mean_f1"].append(row["test_mean_f1"])
         m["test_fp_rate"].append(row["test_fp_rate"])
         m["best_member"].append(row["best_member"])
-        m.setdefault("torch_threads", []).append(row.get("torch_threads"))  # None: a run stored before it was kept
+        m["torch_threads"].append(row.get("torch_threads"))  # None: a run stored before it was kept
         schedules.setdefault(result["method"], []).append(row["schedule"])
     merged = {str(path): merge_side_study(methods, schedules, path, (preset, env, seeds)) for path in args.merge}
     methods = {m: methods[m] for m in METHODS if m in methods}
@@ -395,7 +396,7 @@ def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]
     trained another population size: the same preset, CPU model and env options but ``members`` (one size for all of
     them), between them ``data``'s seeds, each once, and each seed's runs at one torch thread count where recorded.
     Raise UserError otherwise, before anything is written."""
-    seeds, sizes = [], set()
+    seeds, sizes, ours = [], set(), run_threads(data)
     for tag in tags:
         other = read_study(out, tag)
         sizes.add(other["sizes"]["members"])
@@ -404,12 +405,10 @@ def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]
             mismatch.append(f"env {other['env']} (here {data['env']}), beyond members")
         if other["machine"]["cpu"] != data["machine"]["cpu"]:
             mismatch.append(f"CPU {other['machine']['cpu']} (here {data['machine']['cpu']})")
+        mismatch += thread_mismatches(run_threads(other), ours)
         if mismatch:
             raise UserError(f"{study_file(tag)} cannot pair by seed with this study: it ran {'; '.join(mismatch)}")
         seeds += other["seeds"]
-        for seed, (theirs, ours) in paired_threads(other, data).items():
-            raise UserError(f"{study_file(tag)} cannot pair by seed with this study: seed {seed} ran at {theirs} "
-                            f"torch thread(s) there and {ours} here")
     if len(sizes) > 1:
         raise UserError(f"the studies {', '.join(tags)} ran populations of {sorted(sizes)} members: pair with one size")
     if sorted(seeds) != sorted(data["seeds"]):
@@ -428,15 +427,12 @@ def run_threads(data: dict[str, Any]) -> dict[int, set[int]]:
     return counts
 
 
-def paired_threads(other: dict[str, Any], data: dict[str, Any]) -> dict[int, tuple[str, str]]:
-    """The seeds whose runs in ``other`` and ``data`` trained at different torch thread counts, with those counts."""
-    theirs, ours = run_threads(other), run_threads(data)
-    return {seed: (counts(theirs[seed]), counts(ours[seed])) for seed in sorted(theirs.keys() & ours.keys())
-            if len(theirs[seed] | ours[seed]) > 1}
-
-
-def counts(threads: set[int]) -> str:
-    return " and ".join(map(str, sorted(threads)))
+def thread_mismatches(theirs: dict[int, set[int]], ours: dict[int, set[int]]) -> list[str]:
+    """``check_pairing``'s mismatches for the seeds whose runs (``run_threads``) trained at more than one count."""
+    def counts(threads: set[int]) -> str:
+        return " and ".join(map(str, sorted(threads)))
+    return [f"seed {seed} at {counts(theirs[seed])} torch thread(s) (here {counts(ours[seed])})"
+            for seed in sorted(theirs.keys() & ours.keys()) if len(theirs[seed] | ours[seed]) > 1]
 
 
 def without_members(env: dict[str, Any]) -> dict[str, Any]:

@@ -633,8 +633,8 @@ def test_runs_at_different_torch_thread_counts_do_not_pair(tmp_path, capsys):
     before = (tmp_path / "learning_eq.json").read_text()
     assert run_cli(learning.main, [*argv, "b"]) == 2
     err = capsys.readouterr().err
-    assert err == ("error: learning_b.json cannot pair by seed with this study: seed 0 ran at 1 torch thread(s) "
-                   "there and 2 here\n")
+    assert err == ("error: learning_b.json cannot pair by seed with this study: it ran seed 0 at 1 torch thread(s) "
+                   "(here 2); seed 2 at 2 torch thread(s) (here 1)\n")
     assert (tmp_path / "learning_eq.json").read_text() == before
 
 
