@@ -20,6 +20,8 @@ ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from
 prior_levels       that per-op prior, frozen (ppo_levels's control)
 probe              every op's level uniform for every member every round (the random design fitted learns from)
 fitted:FILE        strength+2 edited by each op's effect, fitted to FILE's probe runs on other seeds
+ppo_fitted:FILE    ppo's one magnitude with fitted's edits kept, from fitted's recipe (learning on top of it)
+prior_fitted:FILE  that prior, frozen (ppo_fitted's control)
 dqn                DQN over the menu of ``envs.MENU``
 pbt                PBT over the levels, no learning (PBA's exploit and explore)
 best_fixed         a grid of constant candidates, one per member, with exploit
@@ -38,7 +40,7 @@ from typing import Any
 from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
-from agents.fitted import FittedAgent
+from agents.fitted import FittedAgent, FittedPriorAgent
 from agents.population import (
     FamiliesPriorAgent,
     FlatPriorAgent,
@@ -57,6 +59,7 @@ from agents.sb3 import (
     DQNAgent,
     PPOAgent,
     PPOFamiliesAgent,
+    PPOFittedAgent,
     PPOFlatAgent,
     PPOGridAgent,
     PPOLevelsAgent,
@@ -79,6 +82,8 @@ AGENTS: dict[str, type[Agent]] = {
     "prior_levels": LevelsPriorAgent,
     "probe": ProbeAgent,
     "fitted": FittedAgent,
+    "ppo_fitted": PPOFittedAgent,
+    "prior_fitted": FittedPriorAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
     "pbt": PBTAgent,
@@ -91,8 +96,8 @@ AGENTS: dict[str, type[Agent]] = {
     "fixed": FixedAgent,
 }
 # agents named with an argument: the option it fills
-ARGUMENTS = {"fixed": "levels", "replay": "source", "fitted": "source"}
-ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", "replay": "FILE", "fitted": "FILE"}
+ARGUMENTS = {"fixed": "levels", **{name: "source" for name in ("replay", "fitted", "ppo_fitted", "prior_fitted")}}
+ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", **{name: "FILE" for name in ARGUMENTS if name != "fixed"}}
 AGENT_FORMS = ", ".join(f"{name}:{ARGUMENT_FORMS[name]}" if name in ARGUMENTS else name for name in AGENTS)
 
 
@@ -114,7 +119,8 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPriorAgent", "FittedAgent",
-           "FixedAgent", "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent", "NoneAgent", "PBTAgent",
-           "PPOAgent", "PPOFamiliesAgent", "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent",
-           "PriorAgent", "ProbeAgent", "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent",
-           "StrengthGridAgent", "TrivialAugmentAgent", "agent_class", "make_agent", "run_population"]
+           "FittedPriorAgent", "FixedAgent", "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent",
+           "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent", "PPOFlatAgent", "PPOGridAgent",
+           "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "ProbeAgent", "RandAugmentAgent", "RandomAgent",
+           "ReplayAgent", "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent", "agent_class", "make_agent",
+           "run_population"]

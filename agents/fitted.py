@@ -12,6 +12,10 @@ The recipe starts from ``strength+2`` (every scaled op two levels above the prio
 measured at 16 rounds) and moves an op to the end of its range only where the evidence is clear: to ``MAX_LEVEL``
 where the effect's 95% interval is above 0, to 0 where it is below, so ``fitted`` against ``strength+2`` differs
 in exactly the ops the probe runs found. The probe runs' inner steps count into every ``fitted`` run's compute.
+
+``ppo_fitted:FILE`` is ``ppo`` started from that recipe: its menu is ``ppo``'s one magnitude with the fit's edits
+kept in every item (``fitted_menu``), its prior peaked at the fitted recipe (``fitted_prior_logits``), so learning
+within the run starts where experience across runs left off; ``prior_fitted:FILE``, that prior frozen, is its control.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import numpy as np
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
 from agents.baselines import ConstantAgent
-from agents.population import PRIOR_MODE, strength_levels
+from agents.population import PRIOR_MODE, STRENGTHS, Menu, PriorAgent, peaked_strength_logits, strength_levels
 from envs.wrappers import recipe_action
 
 PROBE = "probe"  # the method whose runs ``fitted`` learns from
@@ -72,6 +76,20 @@ def fitted_levels(effect: np.ndarray, se: np.ndarray, z: float = EDIT_Z) -> dict
     return levels
 
 
+def fitted_menu(levels: dict[str, int]) -> Menu:
+    """``ppo``'s strength menu with the fit's edits (the ops where ``levels`` differ from ``strength+2``'s) kept at
+    their fitted level in every item: one item per offset in STRENGTHS order, the fitted recipe itself at
+    ``BASE_OFFSET``."""
+    base = strength_levels(BASE_OFFSET)
+    edits = {op: level for op, level in levels.items() if level != base[op]}
+    return {f"strength{offset:+d}+fit": ({**strength_levels(offset), **edits}, PRIOR_MODE) for offset in STRENGTHS}
+
+
+def fitted_prior_logits() -> list[np.ndarray]:
+    """The prior over ``fitted_menu`` (one action dimension): peaked at the fitted recipe, ``BASE_OFFSET``."""
+    return [peaked_strength_logits(BASE_OFFSET)]
+
+
 def read_probe(source: str) -> dict[str, Any]:
     """A study file holding ``probe``'s schedules with rewards; otherwise a UserError."""
     try:
@@ -81,7 +99,7 @@ def read_probe(source: str) -> dict[str, Any]:
         compute = int(study["methods"][PROBE]["compute_inner_steps"]) * len(runs)
         seeds = [int(seed) for seed in study["seeds"]]
     except (OSError, ValueError, KeyError, TypeError, IndexError):
-        raise UserError(f"fitted:{source} is not a benchmarks.learning study file with {PROBE}'s schedules and "
+        raise UserError(f"{source} is not a benchmarks.learning study file with {PROBE}'s schedules and "
                         "rewards") from None
     return {"samples": samples, "compute_inner_steps": compute, "seeds": seeds}
 
@@ -91,19 +109,35 @@ class FittedAgent(ConstantAgent):
     uniform sampling; those runs' inner steps are its ``search_inner_steps``."""
 
     def __init__(self, env: Any, *, source: str, seed: int = 0):
-        probe = self.checked_probe(source, seed=seed)
-        levels = fitted_levels(**op_effects(*probe["samples"]))
+        levels, search = fitted_search(source, seed=seed)
         super().__init__(env, name=f"fitted:{source}", action=recipe_action(levels, PRIOR_MODE), seed=seed)
-        self.search_inner_steps = probe["compute_inner_steps"]
+        self.search_inner_steps = search
 
     @classmethod
     def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
-        op_effects(*cls.checked_probe(argument or "", seed=seed)["samples"])
+        fitted_search(argument or "", seed=seed)
 
-    @staticmethod
-    def checked_probe(source: str, *, seed: int) -> dict[str, Any]:
-        """``read_probe(source)``, if its runs did not train on ``seed`` (their rewards would leak in)."""
-        probe = read_probe(source)
-        if seed in probe["seeds"]:
-            raise UserError(f"fitted:{source} learned on seed {seed}, this run's own seed: its rewards would leak in")
-        return probe
+
+class FittedPriorAgent(PriorAgent):
+    """``prior_fitted:FILE``: ``ppo_fitted``'s prior, frozen; every member's offset drawn from ``fitted_prior_logits``
+    over ``fitted_menu`` every round (its control: exploit only). The probe runs' steps count, as for ``fitted``."""
+
+    agent_name = "prior_fitted"
+    logits = staticmethod(fitted_prior_logits)
+
+    def __init__(self, env: Any, *, source: str, seed: int = 0):
+        super().__init__(env, seed=seed)
+        levels, self.search_inner_steps = fitted_search(source, seed=seed)
+        self.name, self.menu = f"prior_fitted:{source}", fitted_menu(levels)
+
+    check_spec = FittedAgent.check_spec
+
+
+def fitted_search(source: str, *, seed: int) -> tuple[dict[str, int], int]:
+    """``fitted_levels`` of the probe runs in ``source`` and the inner steps they spent, if those runs did not train
+    on ``seed`` (their rewards would leak in); otherwise a UserError."""
+    probe = read_probe(source)
+    if seed in probe["seeds"]:
+        raise UserError(f"the probe runs in {source} trained on seed {seed}, this run's own seed: their rewards "
+                        "would leak in")
+    return fitted_levels(**op_effects(*probe["samples"])), probe["compute_inner_steps"]

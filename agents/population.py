@@ -115,14 +115,20 @@ def strength_levels(offset: int) -> dict[str, int]:
     return family_levels([offset] * len(FAMILIES))
 
 
+Menu = dict[str, tuple[dict[str, int], str]]  # a Discrete menu's items: name -> (levels, sampling mode)
 STRENGTH_MENU = {f"prior{offset:+d}": (strength_levels(offset), PRIOR_MODE) for offset in STRENGTHS}
 """``ppo``'s actions (an ``envs.VecMenuWrapper`` menu): name -> (levels, sampling mode), in STRENGTHS order."""
 
 
+def peaked_strength_logits(centre: int) -> np.ndarray:
+    """Log-probabilities of the ``STRENGTHS`` offsets, peaked at ``centre`` with the levels' prior's sharpness."""
+    logits = -PRIOR_SHARPNESS * np.abs(np.array(STRENGTHS, dtype=float) - centre)
+    return logits - np.logaddexp.reduce(logits)
+
+
 def strength_prior_logits() -> list[np.ndarray]:
     """The strength prior's log-probabilities (one action dimension), peaked at offset 0 like the levels' prior."""
-    logits = -PRIOR_SHARPNESS * np.abs(np.array(STRENGTHS, dtype=float))
-    return [logits - np.logaddexp.reduce(logits)]
+    return [peaked_strength_logits(0)]
 
 
 def flat_strength_logits() -> list[np.ndarray]:
@@ -139,8 +145,7 @@ FAMILY_START = 2
 def family_prior_logits() -> list[np.ndarray]:
     """Per family (``FAMILIES`` order), the log-probabilities of the ``STRENGTHS`` offsets: peaked at
     ``FAMILY_START`` with the levels' prior's sharpness."""
-    logits = -PRIOR_SHARPNESS * np.abs(np.array(STRENGTHS, dtype=float) - FAMILY_START)
-    return [logits - np.logaddexp.reduce(logits)] * len(FAMILIES)
+    return [peaked_strength_logits(FAMILY_START)] * len(FAMILIES)
 
 
 def family_action(choices: Sequence[int]) -> np.ndarray:
@@ -314,16 +319,17 @@ class ReplayAgent(PriorAgent):
         self.round = int(state["round"])
 
 
-def strength_index() -> dict[tuple[int, ...], int]:
-    """Each ``STRENGTH_MENU`` item's levels (in OPS order) -> its offset's index in STRENGTHS."""
-    return {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(STRENGTH_MENU))}
+def strength_index(menu: Menu = STRENGTH_MENU) -> dict[tuple[int, ...], int]:
+    """Each item's levels (in OPS order) -> its offset's index in STRENGTHS, for a menu of one item per offset in
+    STRENGTHS order (``STRENGTH_MENU``, or ``agents.fitted.fitted_menu``'s)."""
+    return {tuple(action[:len(OPS)]): i for i, action in enumerate(menu_actions(menu))}
 
 
-def strength_frequencies(runs: list) -> np.ndarray:
-    """From the schedules of runs whose members took ``STRENGTH_MENU`` actions (a study file's ``schedules[m]``), per
+def strength_frequencies(runs: list, menu: Menu = STRENGTH_MENU) -> np.ndarray:
+    """From the schedules of runs whose members took ``menu``'s actions (a study file's ``schedules[m]``), per
     round the frequency of each strength offset among their members (rows sum to 1, columns in STRENGTHS order); a
-    member whose levels are no strength offset is a KeyError."""
-    offsets = strength_index()
+    member whose levels are no item of ``menu`` is a KeyError."""
+    offsets = strength_index(menu)
     counts = np.zeros((len(runs[0]), len(STRENGTHS)))
     for run in runs:
         for r, round_ in enumerate(run):

@@ -12,7 +12,8 @@ action (the population's group-relative reward is already a per-round advantage)
 magnitude (``STRENGTH_MENU`` through ``envs.VecMenuWrapper``, prior ``strength_prior_logits``; ``ppo_flat``
 the same from ``flat_strength_logits``; ``ppo_return`` the same credited with the rest of its rollout's rewards;
 ``ppo_grid`` the latter over ``GRID_MENU``, ``best_fixed``'s candidates, from a flat prior; ``ppo_families`` one
-offset per op family, from every family at +2, ``family_prior_logits``); ``ppo_levels`` and
+offset per op family, from every family at +2, ``family_prior_logits``; ``ppo_fitted`` the one magnitude around
+``fitted``'s recipe, from that recipe); ``ppo_levels`` and
 ``a2c`` choose every op's level and the sampling mode (prior ``prior_logits``). DQN chooses from the menu of
 ``envs.MENU``.
 
@@ -37,6 +38,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from adaptive_de.errors import UserError
 from agents.base import Agent
+from agents.fitted import FittedAgent, fitted_menu, fitted_prior_logits, fitted_search
 from agents.population import (
     FAMILIES,
     GRID_MENU,
@@ -258,6 +260,26 @@ class PPOFamiliesAgent(PPOAgent):
 
     def wrap(self, env: VecEnv) -> VecEnv:
         return VecProductWrapper(env, [len(STRENGTHS)] * len(FAMILIES), family_action)
+
+
+class PPOFittedAgent(PPOAgent):
+    """``ppo_fitted:FILE``: ``ppo`` started from ``fitted``'s recipe, experience carried across runs. Its menu is
+    ``ppo``'s one magnitude with the fit's edits kept in every item (``agents.fitted.fitted_menu``), its prior
+    peaked at the fitted recipe (offset +2, the menu's end), with ``ppo_families``' updates: without the entropy
+    bonus, which from a prior at the menu's end would pull it down whatever the rewards say. The probe runs' steps
+    count, as for ``fitted``; ``prior_fitted:FILE`` is its frozen prior."""
+
+    agent_name = "ppo_fitted"
+    prior = staticmethod(fitted_prior_logits)
+    defaults = staticmethod(PPOLevelsAgent.defaults)
+
+    def __init__(self, env: VecEnv | gym.Env, *, source: str, seed: int = 0, **hyperparameters: Any):
+        levels, search = fitted_search(source, seed=seed)
+        self.menu = fitted_menu(levels)  # read by ``wrap`` in the base class's __init__
+        super().__init__(env, seed=seed, **hyperparameters)
+        self.name, self.search_inner_steps = f"ppo_fitted:{source}", search
+
+    check_spec = FittedAgent.check_spec
 
 
 class A2CAgent(SB3Agent):

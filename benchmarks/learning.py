@@ -51,13 +51,23 @@ from adaptive_de.data import load  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from adaptive_de.presets import EnvConfig  # noqa: E402
 from agents import make_agent  # noqa: E402
-from agents.fitted import BASE_OFFSET, EDIT_Z, PROBE, fitted_levels, op_effects, probe_samples  # noqa: E402
+from agents.fitted import (  # noqa: E402
+    BASE_OFFSET,
+    EDIT_Z,
+    PROBE,
+    fitted_levels,
+    fitted_menu,
+    op_effects,
+    probe_samples,
+    read_probe,
+)
 from agents.population import (  # noqa: E402
     FAMILIES,
     GRID,
     GRID_MENU,
     PRIOR_LEVELS,
     PRIOR_MODE,
+    STRENGTH_MENU,
     STRENGTHS,
     family_changes,
     play_method,
@@ -81,11 +91,12 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels", "fitted")
+LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels", "fitted", "ppo_fitted")
 # each learner's frozen prior: learning vs selection; fitted learns across runs, and its control is the recipe its
 # learned edits start from
 CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_grid": "prior_grid",
-            "ppo_families": "prior_families", "ppo_levels": "prior_levels", "fitted": "strength+2"}
+            "ppo_families": "prior_families", "ppo_levels": "prior_levels", "fitted": "strength+2",
+            "ppo_fitted": "prior_fitted"}
 CONTROL_ROLES = {"fitted": "the recipe its edits start from"}  # what a control is, where it is not a frozen prior
 
 
@@ -98,8 +109,8 @@ def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
 # the best of them asks whether its schedule beats the best single choice it could have made; run on request.
 HELD_STRENGTHS = {f"strength{offset:+d}": offset for offset in STRENGTHS if offset}  # method -> its offset
 STRENGTH_SPECS = {m: fixed_spec(strength_levels(offset), PRIOR_MODE) for m, offset in HELD_STRENGTHS.items()}
-NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_families", "prior_levels", "pbt", "pbt_tune", "best_fixed",
-                "strength_grid", "trivialaugment", "randaugment", "none", *STRENGTH_SPECS)
+NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_families", "prior_levels", "prior_fitted", "pbt",
+                "pbt_tune", "best_fixed", "strength_grid", "trivialaugment", "randaugment", "none", *STRENGTH_SPECS)
 ORACLE = "oracle"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
@@ -107,6 +118,10 @@ REPLAY = "ppo_replay"
 # experience carried across runs: probe's runs (a random design over every op's level) in one side study, and fitted,
 # strength+2 edited by the op effects those runs' rewards show, run on other seeds (agents.fitted)
 FITTED, PROBE_STUDY = "fitted", "probe16"
+# the methods that read those probe runs (ppo_fitted: ppo started from fitted's recipe; prior_fitted: its frozen prior)
+PROBE_READERS = (FITTED, "ppo_fitted", "prior_fitted")
+# the methods whose members choose an offset of fitted's recipe (agents.fitted.fitted_menu), reported as strengths
+FITTED_CHOOSERS = ("ppo_fitted", "prior_fitted")
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
 # the learners whose levels are not one strength offset: a side study plots the levels of the first that ran per round
@@ -161,8 +176,8 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     else:
         population = PopulationEnv(preset, **{**env, "seed": seed})
         test = load(population.config.data, "test", size=population.reference.image_size)
-        specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}",
-                 FITTED: f"fitted:{DOCS / study_file(PROBE_STUDY)}", **STRENGTH_SPECS}
+        specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}", **STRENGTH_SPECS,
+                 **{m: f"{m}:{DOCS / study_file(PROBE_STUDY)}" for m in PROBE_READERS}}
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     row["torch_threads"] = get_num_threads()  # a run's numbers depend on it, so runs pair only at one count
@@ -769,15 +784,20 @@ def grid_choices(data: dict[str, Any]) -> str:
 
 
 def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
-    """For ``STRENGTH_CHOOSERS`` where they ran, the mean strength offset their members took in each round:
-    an array of rounds, then per seed (rows) and their mean (the last row). The prior's centre is 0."""
+    """For ``STRENGTH_CHOOSERS`` and ``FITTED_CHOOSERS`` where they ran, the mean strength offset their members took in
+    each round: an array of rounds, then per seed (rows) and their mean (the last row). The prior's centre is 0; for
+    ``FITTED_CHOOSERS`` +2 is fitted's recipe."""
+    menus = {m: STRENGTH_MENU for m in STRENGTH_CHOOSERS}
+    if any(data["schedules"].get(m) for m in FITTED_CHOOSERS):  # their menu, as their runs built it
+        probe = read_probe(str(DOCS / study_file(PROBE_STUDY)))
+        menus.update(dict.fromkeys(FITTED_CHOOSERS, fitted_menu(fitted_levels(**op_effects(*probe["samples"])))))
     out = {}
-    for m in STRENGTH_CHOOSERS:
+    for m, menu in menus.items():
         runs = data["schedules"].get(m)
         if not runs:
             continue
         try:  # the last row pools every member (the same mean, rounded as the replay's table is)
-            out[m] = np.stack([strength_frequencies(group) @ np.array(STRENGTHS, dtype=float)
+            out[m] = np.stack([strength_frequencies(group, menu) @ np.array(STRENGTHS, dtype=float)
                                for group in ([[run] for run in runs] + [runs])])
         except KeyError:  # chose per-op levels, not strength offsets (ppo before commit 6ffb51f)
             continue

@@ -3,13 +3,22 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.data import load
 from adaptive_de.errors import UserError
 from agents import make_agent
-from agents.fitted import EDIT_Z, fitted_levels, op_effects, probe_samples
-from agents.population import PRIOR_MODE, play_method, strength_levels
+from agents.fitted import (
+    BASE_OFFSET,
+    EDIT_Z,
+    fitted_levels,
+    fitted_menu,
+    fitted_prior_logits,
+    op_effects,
+    probe_samples,
+)
+from agents.population import PRIOR_MODE, STRENGTHS, play_method, strength_levels
 from envs import PopulationEnv
 from envs.face_parsing import SAMPLING_MODES
 
@@ -112,3 +121,37 @@ def test_fitted_refuses_its_own_seed_foreign_files_and_too_few_samples(env, tmp_
             make_agent(f"fitted:{bad}", env, seed=0)
     with pytest.raises(UserError, match="8 probe samples in 2 rounds cannot estimate 16 op effects"):
         make_agent(f"fitted:{write_probe_study(tmp_path / 'b.json', [runs[0][:2]], [7])}", env, seed=0)
+
+
+def test_ppo_fitted_and_its_frozen_prior_start_at_the_fitted_recipe_and_keep_its_edits(env, tmp_path):
+    effects = np.zeros(len(OPS))
+    effects[NOISE], effects[SHEAR] = 0.5, -0.5
+    runs = probe_runs(effects, runs=2, sigma=0.5)
+    source = write_probe_study(tmp_path / "probe.json", runs, [7, 8], compute=100)
+    want = fitted_levels(**op_effects(*probe_samples(runs)))
+    menu = fitted_menu(want)
+    assert menu[f"strength+{BASE_OFFSET}+fit"] == (want, PRIOR_MODE)  # the prior's peak is fitted's recipe
+    assert all(levels["noise"] == MAX_LEVEL and levels["shear"] == 0 for levels, _ in menu.values())
+    assert [levels["rotate"] for levels, _ in menu.values()] == [0, 1, 2, 3, 4]  # one magnitude, as ppo's menu
+    prior = np.exp(fitted_prior_logits()[0])
+    assert prior.argmax() == STRENGTHS.index(BASE_OFFSET) and prior.sum() == pytest.approx(1)
+
+    frozen = make_agent(f"prior_fitted:{source}", env, seed=0)
+    items = {tuple(levels[op] for op in OPS): i for i, (levels, _) in enumerate(menu.values())}
+    draws = np.concatenate([frozen.predict(np.zeros((3, 1)))[0] for _ in range(1000)])  # 3000 actions
+    counts = np.bincount([items[tuple(action[:len(OPS)])] for action in draws], minlength=len(STRENGTHS))
+    assert np.all(np.abs(counts / 3000 - prior) < 0.04)  # 5 sd of the largest frequency's error at n = 3000
+
+    learner = make_agent(f"ppo_fitted:{source}", env, seed=0)
+    assert learner.search_inner_steps == frozen.search_inner_steps == 2 * 100
+    obs = torch.as_tensor(env.reset(), dtype=torch.float32)
+    start = learner.model.policy.get_distribution(obs).distribution.probs.detach().numpy()
+    np.testing.assert_allclose(start, np.broadcast_to(prior, start.shape), rtol=1e-5)  # it starts at the prior
+    test = load(env.config.data, "test", size=env.reference.image_size)
+    row = play_method(env, learner, test)
+    assert all(tuple(levels) in items for round_ in row["schedule"] for levels in round_["levels"])
+    assert row["compute_inner_steps"] == env.compute_inner_steps + 200
+
+    for spec in ("ppo_fitted", "prior_fitted"):
+        with pytest.raises(UserError, match="seed 8, this run's own seed"):
+            make_agent(f"{spec}:{source}", env, seed=8)

@@ -163,7 +163,9 @@ BAD_INPUTS = [
     (["--compare", "fixed:9,9"], "bad fixed agent '9,9'"),
     (["--compare", "replay:/no/such.json"], "replay:/no/such.json is not a benchmarks.learning study file"),
     (["--agent", f"replay:{STUDY}"], "holds 8 rounds per run; this run has 6"),  # the cpu preset's rounds
-    (["--compare", "fitted:/no/such.json"], "fitted:/no/such.json is not a benchmarks.learning study file"),
+    (["--compare", "fitted:/no/such.json"], "error: /no/such.json is not a benchmarks.learning study file"),
+    (["--compare", "ppo_fitted:/no/such.json"], "error: /no/such.json is not a benchmarks.learning study file"),
+    (["--compare", "prior_fitted:/no/such.json"], "error: /no/such.json is not a benchmarks.learning study file"),
     (["--agent", f"fitted:{STUDY}"], "is not a benchmarks.learning study file with probe's"),  # no probe runs
     (["--n-envs", "1"], "a population needs at least 2 members, got members=1"),
     (["--env", "exploit_every=7"], "exploit_every=7 must be between 1 and the run's rounds (6)"),
