@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         data = read_study(out, args.tag)
         if args.pair_with:
             data["paired_with"] = check_pairing(out, data, args.pair_with)
+            data["search_runs"] = pinned_search_runs(out, data)
         data["comparisons"] = comparisons(data["methods"])  # derived from the scores: a comparison added since shows
         publish(data, out, args.tag)
         write_json(study_file(args.tag), data, folder=out)  # after the render: a file it cannot render stays as it was
@@ -458,9 +459,9 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     """For a study paired with others (``paired_with``): each of their methods against each of this study's, as
     ``{"theirs", "ours", "gap", "compute", "shared", "members"}``, the gap paired by seed (theirs - ours, points) and
     ``members`` their population size. ``compute`` is their method's inner steps per run as counted; ``shared``, where
-    that includes a search beyond the run's own steps, its steps with the search shared over ``runs``, every run of
-    the method in ``out``'s studies (``method_runs``): the study's ``fitted`` always reads one probe file, so all its
-    runs reused the same probe runs. The section and the plot of ``publish`` both use one call's arms."""
+    that includes a search beyond the run's own steps, its steps with the search shared over ``runs``, the runs that
+    reused it (``data["search_runs"]``, pinned when the pairing was first rendered, else ``search_runs``). The
+    section and the plot of ``publish`` both use one call's arms."""
     tags = data.get("paired_with")
     if not tags:
         return []
@@ -469,7 +470,7 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     for study in studies:
         for name, m in study["methods"].items():
             scores.setdefault(name, {}).update(zip(study["seeds"], m["test_mean_f1"], strict=True))
-    z, runs_of = studies[0]["sizes"], method_runs(out)
+    z, runs_of = studies[0]["sizes"], {**search_runs(out), **data.get("search_runs", {})}
     own = z["members"] * z["rounds"] * z["steps_per_round"]  # a run's own inner steps at their population size
     arms = []
     for theirs, by_seed in scores.items():
@@ -481,6 +482,21 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
             arms.append({"theirs": theirs, "ours": ours, "gap": gap, "compute": compute, "runs": runs,
                          "shared": own + (compute - own) / runs, "members": z["members"]})
     return arms
+
+
+def search_runs(out: Path) -> dict[str, int]:
+    """Per method in ``out``'s studies, the runs that reused its search: for a method that reads the probe runs
+    (``PROBE_READERS``: the study's always read one probe file), every run of any of them; else its own runs."""
+    runs = method_runs(out)
+    probe = sum(runs.get(m, 0) for m in PROBE_READERS)
+    return {m: probe if m in PROBE_READERS else n for m, n in runs.items()}
+
+
+def pinned_search_runs(out: Path, data: dict[str, Any]) -> dict[str, int]:
+    """``search_runs`` of the paired studies' methods as the study's first rendering of the pairing counted them (kept
+    in ``data``), so that a later run reusing the search does not change a section already published."""
+    counts, pinned = search_runs(out), data.get("search_runs", {})
+    return {m: pinned.get(m, counts[m]) for tag in data["paired_with"] for m in read_study(out, tag)["methods"]}
 
 
 def method_runs(out: Path) -> dict[str, int]:

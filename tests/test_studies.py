@@ -616,8 +616,17 @@ def test_an_arm_at_another_population_size_pairs_by_seed_and_judges_a_learner_on
     assert learning.method_runs(tmp_path)["fitted"] == 5  # a, b and later
     assert learning.method_runs(tmp_path)["strength+2"] == 12  # 3 seeds at each of 2, 3, 4 and 5 members
     assert learning.method_runs(tmp_path)["none"] == 1
-    later = pairs(tmp_path, "eq")
-    assert "(26 with its search shared over its 5 runs) against 32: with more steps for the arm" in later
+    assert learning.search_runs(tmp_path)["fitted"] == 5
+    # the count is pinned when a pairing is first rendered: a section already published keeps its basis
+    assert json.loads((tmp_path / "learning_eq.json").read_text())["search_runs"] == {"fitted": 3, "strength+2": 6}
+    learning.main(["--report", "--tag", "eq", "--out", str(tmp_path), "--pair-with", "a", "b"])
+    assert "(32 with its search shared over its 3 runs) against 32: at equal compute" in pairs(tmp_path, "eq")
+    # a study paired for the first time now shares it over all 5, and the probe's other readers count too
+    size_study(tmp_path, "bigger", [0, 1, 2], 5, {"strength+2": with_steps([0.40, 0.50, 0.60], 40)})
+    learning.main(["--report", "--tag", "bigger", "--out", str(tmp_path), "--pair-with", "a", "b"])
+    assert "(26 with its search shared over its 5 runs) against 40: with more steps" in pairs(tmp_path, "bigger")
+    size_study(tmp_path, "ppo", [9], 2, {"ppo_fitted": with_steps([0.5], 64), "prior_fitted": with_steps([0.5], 64)})
+    assert learning.search_runs(tmp_path)["fitted"] == learning.search_runs(tmp_path)["ppo_fitted"] == 7
     capsys.readouterr()
 
 
