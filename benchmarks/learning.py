@@ -130,13 +130,16 @@ PER_OP_LEARNERS = ("ppo_levels", "ppo_families")
 FAMILY_CHOOSERS = ("ppo_families", "prior_families")
 # the methods whose members train best_fixed's grid candidates
 GRID_CHOOSERS = ("best_fixed", "ppo_grid", "prior_grid")
-# Further paired gaps, each between two methods that differ in one thing, reported where both ran:
+# Further paired gaps, reported where both ran; each pair differs in what its comment says (one thing, but for the
+# last, a reading that sums two):
 ONE_CHANGE_PAIRS = (
     ("ppo_flat", "ppo"),  # the prior the learner starts from
     ("ppo_return", "ppo"),  # the credit: the rest of the rollout's rewards, or the round's own
     ("ppo", REPLAY),  # ppo's learning within the run, beyond its typical schedule
     (REPLAY, "prior"),  # that schedule, transferred, vs the prior it grew from
     ("pbt_tune", "pbt"),  # Ray Tune's PBT cross-checks the in-house one
+    ("prior_fitted", "fitted"),  # fitted's recipe drawn with the prior's spread every round, or held
+    ("ppo_fitted", "fitted"),  # the spread and the learning on top of it, against the recipe held
 )
 PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pre-flight target
 # The pre-flight's baseline: the best population of constant recipes that ran, a grid with selection (best_fixed,

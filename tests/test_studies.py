@@ -667,3 +667,21 @@ def test_pairing_with_another_population_size_refuses_studies_that_do_not_pair(o
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert (tmp_path / "learning_eq.json").read_text() == before and not list(tmp_path.glob("*.png"))
+
+
+def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_readings_are_reported():
+    from agents.fitted import fitted_levels, fitted_menu, op_effects, read_probe
+    probe = read_probe(str(learning.DOCS / learning.study_file(learning.PROBE_STUDY)))
+    items = [[levels[op] for op in OPS] for levels, _ in fitted_menu(fitted_levels(**op_effects(*probe["samples"])))
+             .values()]
+    run = [{"levels": [items[4], items[4]], "rewards": [0.0, 0.0]},  # both at +2, fitted's recipe
+           {"levels": [items[4], items[2]], "rewards": [0.0, 0.0]}]  # +2 and +0
+    methods = {"ppo_fitted": scores(0.60, 0.61, 0.62), "prior_fitted": scores(0.59, 0.60, 0.61),
+               "fitted": scores(0.58, 0.60, 0.60)}
+    means = learning.strength_means({"schedules": {"ppo_fitted": [run], "prior_fitted": []}})
+    np.testing.assert_allclose(means["ppo_fitted"], [[2.0, 1.0], [2.0, 1.0]])  # one seed, then the mean
+    assert set(means) == {"ppo_fitted"}
+    gaps = learning.comparisons(methods)
+    assert gaps["best_non_learning"] == "prior_fitted"  # fitted learned across runs: it is no candidate
+    assert gaps["ppo_fitted_vs_fitted"]["gaps"] == pytest.approx([2.0, 1.0, 2.0])
+    assert gaps["prior_fitted_vs_fitted"]["mean"] == pytest.approx(2 / 3)
