@@ -67,11 +67,12 @@ PRIOR_MODE = "uniform"
 PRIOR_SHARPNESS = 1.5  # logit drop per level of distance from the centre: P(centre) about 0.65
 
 
-def prior_logits() -> list[np.ndarray]:
-    """Per action dimension (16 ops, then the sampling mode), the prior's logits (log-probabilities)."""
+def prior_logits(centres: dict[str, int] = PRIOR_LEVELS) -> list[np.ndarray]:
+    """Per action dimension (16 ops, then the sampling mode), the prior's logits (log-probabilities): each op's peaked
+    at its level in ``centres``, the sampling mode at ``PRIOR_MODE``."""
     dims = []
     for op in OPS:
-        logits = -PRIOR_SHARPNESS * np.abs(np.arange(MAX_LEVEL + 1) - PRIOR_LEVELS[op])
+        logits = -PRIOR_SHARPNESS * np.abs(np.arange(MAX_LEVEL + 1) - centres[op])
         dims.append(logits - np.logaddexp.reduce(logits))
     mode = np.where(np.array(list(SAMPLING_MODES)) == PRIOR_MODE, 0.0, -PRIOR_SHARPNESS)
     dims.append(mode - np.logaddexp.reduce(mode))

@@ -11,6 +11,7 @@ from adaptive_de.augment import OPS
 from adaptive_de.errors import UserError
 from agents.population import GRID, STRENGTH_MENU, STRENGTHS
 from benchmarks import (
+    carry_bandit,
     default_run,
     family_bandit,
     gpu_report,
@@ -176,6 +177,38 @@ def test_strength_bandit_reports_each_learners_late_value_with_its_interval(tmp_
     assert "| +2 best (-0.8, -0.4, +0.0, +0.4, +0.8) | +0.80 |" in text and text.count("[") >= 6
     strength_bandit.plot(data, tmp_path)
     assert (tmp_path / "strength_bandit.png").stat().st_size > 0
+
+
+def test_carry_bandit_rewards_are_linear_in_the_levels_and_centred_within_the_round():
+    effects = np.linspace(-0.5, 0.5, len(OPS))
+    bandit = carry_bandit.LevelsBandit(effects, members=3, rounds=2, sigma=0.0)
+    bandit.reset()
+    levels = np.array([[0] * len(OPS), [4] * len(OPS), list(range(len(OPS) // 4)) * 4])
+    actions = np.hstack([levels % 5, np.zeros((3, 1), dtype=int)])
+    _, rewards, _, _ = bandit.step(actions)
+    raw = (levels % 5) @ effects
+    np.testing.assert_allclose(rewards, raw - raw.mean(), atol=1e-5)
+    assert carry_bandit.value(carry_bandit.BASE, effects) == 0  # strength+2 is the value's zero
+
+
+def test_the_fit_reaches_the_best_recipe_where_effects_are_clear_and_ppo_moves_towards_it():
+    effects = np.zeros(len(OPS))
+    effects[OPS.index("erase")], effects[OPS.index("hue")] = -3.0, 3.0  # far above the noise
+    best = carry_bandit.oracle(effects)
+    assert best == pytest.approx(3.0 * 3 + 3.0 * 1)  # erase 3 -> 0, hue 3 -> 4 (strength+2's levels)
+    assert carry_bandit.fitted_value(effects, runs=1, seed=0) == pytest.approx(best)  # null ops' chance edits: 0
+    after, last = carry_bandit.ppo_values(effects, runs=1, seed=0)
+    assert 0.5 < after < best and last < after  # it learns the direction within a run, not the whole way
+
+
+def test_carry_bandit_reports_every_learner_for_every_chain_length(tmp_path):
+    data = carry_bandit.measure(2, chains=(1,))
+    text = carry_bandit.report(data)
+    assert f"(the best recipe: {data['oracle']:+.2f};" in text and "| learner | 1 runs |" in text
+    for name in ("fitted", "ppo: policy after the chain", "ppo, looser: its last run"):
+        assert text.count(f"| {name} | ") == 1 and len(data["results"]["1"][name]) == 2
+    carry_bandit.plot(data, tmp_path)
+    assert (tmp_path / "carry_bandit.png").stat().st_size > 0
 
 
 def test_a_side_study_reports_how_far_each_family_moved_from_the_first_four_rounds_to_the_last_four():
