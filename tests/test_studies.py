@@ -714,6 +714,9 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     means = learning.strength_means({"schedules": {"ppo_fitted": [run], "prior_fitted": []}})
     np.testing.assert_allclose(means["ppo_fitted"], [[2.0, 1.0], [2.0, 1.0]])  # one seed, then the mean
     assert set(means) == {"ppo_fitted"}
+    rows = np.array([[2.0] * 4 + [1.0] * 8 + [0.0] * 4, [2.0] * 12 + [1.0] * 4])  # two seeds of 16 rounds
+    text = learning.strength_schedules({"ppo_fitted": np.vstack([rows, rows.mean(axis=0)])})
+    assert "(+2 is `fitted`'s recipe); rounds 1-4 +2.00 -> last four +0.50 (moved -1.50 [" in text
     gaps = learning.comparisons(methods)
     assert gaps["best_non_learning"] == "prior_fitted"  # fitted learned across runs: it is no candidate
     assert gaps["ppo_fitted_vs_fitted"]["gaps"] == pytest.approx([2.0, 1.0, 2.0])
