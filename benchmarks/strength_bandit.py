@@ -35,7 +35,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import STRENGTHS, strength_index  # noqa: E402
-from benchmarks.runs import DOCS, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
+from benchmarks.runs import DOCS, apply_threads, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
 from envs.face_parsing import SAMPLING_MODES  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 8  # the learning study's population (docs/learning.json "sizes")
@@ -175,6 +175,7 @@ def bandit_main(argv: list[str] | None, doc: str, *, name: str, runs: int, quick
     parser.add_argument("--report", action="store_true",
                         help=f"only re-render the plot and RESULTS section from docs/{name}")
     args = parser.parse_args(argv)
+    apply_threads(args.threads)
     if args.runs < 2:
         raise UserError(f"--runs must be at least 2 (the 95% interval needs two runs), not {args.runs}")
     publish_study(name, Path(f"runs/{stem.replace('_', '-')}-quick") if args.quick else DOCS,

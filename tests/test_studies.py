@@ -721,3 +721,17 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     assert gaps["best_non_learning"] == "prior_fitted"  # fitted learned across runs: it is no candidate
     assert gaps["ppo_fitted_vs_fitted"]["gaps"] == pytest.approx([2.0, 1.0, 2.0])
     assert gaps["prior_fitted_vs_fitted"]["mean"] == pytest.approx(2 / 3)
+
+
+def test_a_bandit_check_runs_at_the_torch_thread_count_asked_for(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.chdir(tmp_path)  # --quick writes under runs/
+    before, seen = torch.get_num_threads(), []
+    want = before + 1  # not what the test session already runs at
+    try:
+        strength_bandit.bandit_main(["--quick", "--threads", str(want)], "doc", name="x.json", runs=2, quick_runs=2,
+                                    measure=lambda runs: seen.append(torch.get_num_threads()) or {"runs": runs},
+                                    plot=lambda data, out: None, report=lambda data: "", section="x")
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [want] and (tmp_path / "runs/x-quick/x.json").exists()
