@@ -198,7 +198,8 @@ def test_the_fit_reaches_the_best_recipe_where_effects_are_clear_and_ppo_moves_t
     assert best == pytest.approx(3.0 * 3 + 3.0 * 1)  # erase 3 -> 0, hue 3 -> 4 (strength+2's levels)
     assert carry_bandit.fitted_value(effects, runs=1, seed=0) == pytest.approx(best)  # null ops' chance edits: 0
     after, last = carry_bandit.ppo_values(effects, runs=1, seed=0)
-    assert 0.5 < after < best and last < after  # it learns the direction within a run, not the whole way
+    # it learns the direction within a run, not the whole way (its last run: one noisy sample of 64 draws)
+    assert 0.5 < after < best / 2 and last < best / 2
 
 
 def test_carry_bandit_reports_every_learner_for_every_chain_length(tmp_path):
