@@ -140,4 +140,9 @@ def fitted_search(source: str, *, seed: int) -> tuple[dict[str, int], int]:
     if seed in probe["seeds"]:
         raise UserError(f"the probe runs in {source} trained on seed {seed}, this run's own seed: their rewards "
                         "would leak in")
-    return fitted_levels(**op_effects(*probe["samples"])), probe["compute_inner_steps"]
+    return fitted_recipe(probe), probe["compute_inner_steps"]
+
+
+def fitted_recipe(probe: dict[str, Any]) -> dict[str, int]:
+    """The recipe every probe reader builds on: ``fitted_levels`` of the op effects fitted to the probe's samples."""
+    return fitted_levels(**op_effects(*probe["samples"]))

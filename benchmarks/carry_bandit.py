@@ -45,7 +45,7 @@ from adaptive_de.errors import run_cli  # noqa: E402
 from agents.fitted import BASE_OFFSET, fitted_levels, op_effects, read_probe  # noqa: E402
 from agents.population import prior_logits, strength_levels  # noqa: E402
 from agents.sb3 import PPOLevelsAgent  # noqa: E402
-from benchmarks.runs import DOCS, mean_ci95, save_figure  # noqa: E402
+from benchmarks.runs import DOCS, fmt_mean_ci, save_figure  # noqa: E402
 from benchmarks.strength_bandit import StrengthBandit, bandit_main  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 16  # the 16-round studies' population (docs/learning_probe16.json "sizes")
@@ -128,16 +128,12 @@ def measure(repeats: int, chains: tuple[int, ...] = CHAINS) -> dict[str, Any]:
             "oracle": oracle(effects), "looser": LOOSER, "results": results}
 
 
-def fmt(values: list[float]) -> str:
-    mean, ci = mean_ci95(values)
-    return f"{mean:+.2f}" + ("" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]")
-
-
 def report(data: dict[str, Any]) -> str:
     chains = list(data["results"])
     names = list(data["results"][chains[0]])
     rows = ["| learner | " + " | ".join(f"{runs} runs" for runs in chains) + " |", "|---|" + "---|" * len(chains)]
-    rows += [f"| {name} | " + " | ".join(fmt(data["results"][runs][name]) for runs in chains) + " |" for name in names]
+    rows += [f"| {name} | " + " | ".join(fmt_mean_ci(data["results"][runs][name]) for runs in chains) + " |"
+             for name in names]
     effects = ", ".join(f"{op} {e:+.2f}" for op, e in zip(OPS, data["effects"], strict=True) if abs(e) >= 0.2)
     return (f"Written by `python -m benchmarks.carry_bandit` (docs/carry_bandit.json): {data['repeats']} repeats per "
             f"learner and chain length, {data['members']} members x {data['rounds']} rounds a run, reward noise "

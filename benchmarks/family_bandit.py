@@ -33,7 +33,7 @@ from adaptive_de.augment import OPS  # noqa: E402
 from adaptive_de.errors import run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import FAMILIES, family_changes  # noqa: E402
-from benchmarks.runs import mean_ci95, save_figure  # noqa: E402
+from benchmarks.runs import fmt_mean_ci, save_figure  # noqa: E402
 from benchmarks.strength_bandit import SIGMA, StrengthBandit, bandit_main  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 16  # the 16-round studies' population (docs/learning_ceiling16.json "sizes")
@@ -86,8 +86,7 @@ def measure(runs: int) -> dict[str, Any]:
 
 
 def moved(row: dict[str, Any], family: int) -> str:
-    mean, ci = mean_ci95([run[family] for run in row["moved_per_run"]])
-    return f"{mean:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+    return fmt_mean_ci([run[family] for run in row["moved_per_run"]])
 
 
 def report(data: dict[str, Any]) -> str:

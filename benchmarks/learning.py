@@ -57,6 +57,7 @@ from agents.fitted import (  # noqa: E402
     PROBE,
     fitted_levels,
     fitted_menu,
+    fitted_recipe,
     op_effects,
     probe_samples,
     read_probe,
@@ -81,9 +82,9 @@ from benchmarks.runs import (  # noqa: E402
     DOCS,
     apply_threads,
     fmt_gap,
+    fmt_mean_ci,
     fmt_pct,
     map_runs,
-    mean_ci95,
     paired,
     save_figure,
     study_parser,
@@ -679,10 +680,8 @@ def family_moves(data: dict[str, Any]) -> str:
         early, late = changes[:, EARLY].mean(axis=1), changes[:, LATE].mean(axis=1)  # seeds x families
         parts = []
         for i, family in enumerate(FAMILIES):
-            move, ci = mean_ci95((late[:, i] - early[:, i]).tolist())
-            interval = "" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
             parts.append(f"{family} {early[:, i].mean():+.2f} -> {late[:, i].mean():+.2f} "
-                         f"(moved {move:+.2f}{interval})")
+                         f"(moved {fmt_mean_ci((late[:, i] - early[:, i]).tolist())})")
         lines.append(f"- `{method}`, each family's levels from the families' start at +2 (mean over its ops), rounds "
                      f"1-4 -> last four rounds: {'; '.join(parts)}\n")
     return "".join(lines)
@@ -808,8 +807,8 @@ def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
     ``FITTED_CHOOSERS`` +2 is fitted's recipe."""
     menus = {m: STRENGTH_MENU for m in STRENGTH_CHOOSERS}
     if any(data["schedules"].get(m) for m in FITTED_CHOOSERS):  # their menu, as their runs built it
-        probe = read_probe(str(DOCS / study_file(PROBE_STUDY)))
-        menus.update(dict.fromkeys(FITTED_CHOOSERS, fitted_menu(fitted_levels(**op_effects(*probe["samples"])))))
+        recipe = fitted_recipe(read_probe(str(DOCS / study_file(PROBE_STUDY))))
+        menus.update(dict.fromkeys(FITTED_CHOOSERS, fitted_menu(recipe)))
     out = {}
     for m, menu in menus.items():
         runs = data["schedules"].get(m)
@@ -834,10 +833,9 @@ def strength_schedules(means: dict[str, np.ndarray]) -> str:
 def fitted_move(rows: np.ndarray) -> str:
     """For one method's offsets per round (seeds x rounds): where +2, ``fitted``'s recipe, lies, and the move from
     rounds 1-4 to the last four, mean [95% CI] over seeds."""
-    moved, ci = mean_ci95((rows[:, LATE].mean(axis=1) - rows[:, EARLY].mean(axis=1)).tolist())
-    interval = "" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+    moved = (rows[:, LATE].mean(axis=1) - rows[:, EARLY].mean(axis=1)).tolist()
     return (f" (+{BASE_OFFSET} is `{FITTED}`'s recipe); rounds 1-4 {rows[:, EARLY].mean():+.2f} -> last four "
-            f"{rows[:, LATE].mean():+.2f} (moved {moved:+.2f}{interval})")
+            f"{rows[:, LATE].mean():+.2f} (moved {fmt_mean_ci(moved)})")
 
 
 def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:

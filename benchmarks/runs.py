@@ -107,6 +107,12 @@ def mean_ci95(values: list[float]) -> tuple[float, list[float] | None]:
     return mean, [mean - half, mean + half]
 
 
+def fmt_mean_ci(values: list[float]) -> str:
+    """``mean [95% CI]`` of ``values`` (``mean_ci95``), the interval left out where one value gives none."""
+    mean, ci = mean_ci95(values)
+    return f"{mean:+.2f}" + ("" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]")
+
+
 def paired(a: list[float], b: list[float]) -> dict[str, Any]:
     """Per-seed gaps a - b in points, their mean and the 95% t-interval of the mean (paired by seed; ``None``
     from one seed)."""

@@ -35,7 +35,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.population import STRENGTHS, strength_index  # noqa: E402
-from benchmarks.runs import DOCS, apply_threads, mean_ci95, publish_study, save_figure, study_parser  # noqa: E402
+from benchmarks.runs import DOCS, apply_threads, fmt_mean_ci, publish_study, save_figure, study_parser  # noqa: E402
 from envs.face_parsing import SAMPLING_MODES  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 8  # the learning study's population (docs/learning.json "sizes")
@@ -131,8 +131,7 @@ def measure(runs: int) -> dict[str, Any]:
 
 
 def late_value(row: dict[str, Any]) -> str:
-    mean, ci = mean_ci95(row["late_value_per_run"])
-    return f"{mean:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+    return fmt_mean_ci(row["late_value_per_run"])
 
 
 def report(data: dict[str, Any]) -> str:
