@@ -84,6 +84,10 @@ class SB3Agent(Agent):
         episode_length = episode_length or int(env.get_attr("rounds", indices=[0])[0])
         self.check_options(hyperparameters)
         options = {**self.defaults(episode_length, env.num_envs), **hyperparameters}
+        # SB3's A2C writes its RMSprop into the policy_kwargs it is given: a shared dict (``LINEAR``, or the caller's)
+        # would hand RMSprop to every PPO built later in the same process.
+        if "policy_kwargs" in options:
+            options["policy_kwargs"] = dict(options["policy_kwargs"])
         # A population run is one episode that ``learn`` plays exactly once: a rollout that does not divide it
         # would play on into a second run and end without a final model.
         if episode_length % options.get("n_steps", 1):

@@ -28,7 +28,7 @@ from agents.population import (
     replay_table,
     strength_prior_logits,
 )
-from agents.sb3 import rollout_rounds
+from agents.sb3 import LINEAR, rollout_rounds
 from envs import PopulationEnv
 from envs.wrappers import menu_actions
 
@@ -153,6 +153,16 @@ def test_learner_learns_in_a_run_saves_and_loads(env, tmp_path, name):
     assert np.array_equal(agent.predict(obs, deterministic=True)[0], restored.predict(obs, deterministic=True)[0])
     for key, value in agent.model.policy.state_dict().items():
         assert torch.equal(value, restored.model.policy.state_dict()[key])
+
+
+def test_an_a2c_agent_leaves_later_learners_their_own_optimiser(env):
+    # SB3's A2C writes RMSprop into the policy_kwargs it is given; through the shared LINEAR dict every PPO built
+    # later in the process trained with RMSprop, so a test's numbers depended on whether an a2c test ran first
+    linear = dict(LINEAR)
+    a2c = make_agent("a2c", env, seed=0)
+    assert isinstance(a2c.model.policy.optimizer, torch.optim.RMSprop) and LINEAR == linear
+    for name in ("ppo", "ppo_levels"):
+        assert type(make_agent(name, env, seed=0).model.policy.optimizer) is torch.optim.Adam
 
 
 @pytest.mark.parametrize("rounds", range(1, 41))
