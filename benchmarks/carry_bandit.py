@@ -45,13 +45,13 @@ from adaptive_de.errors import run_cli  # noqa: E402
 from agents.fitted import BASE_OFFSET, fitted_levels, op_effects, read_probe  # noqa: E402
 from agents.population import prior_logits, strength_levels  # noqa: E402
 from agents.sb3 import PPOLevelsAgent  # noqa: E402
-from benchmarks.runs import DOCS, fmt_mean_ci, save_figure  # noqa: E402
+from benchmarks.learning import PROBE_FILE  # noqa: E402
+from benchmarks.runs import fmt_mean_ci, save_figure  # noqa: E402
 from benchmarks.strength_bandit import StrengthBandit, bandit_main  # noqa: E402
 
 MEMBERS, ROUNDS = 4, 16  # the 16-round studies' population (docs/learning_probe16.json "sizes")
 SIGMA = 1.84  # a member-round's residual noise in the probe runs' fit, points (docs/LEARNING.md, probe16)
 CHAINS = (4, 12)  # runs in a row: the probe's four, and three times as many
-PROBE_FILE = DOCS / "learning_probe16.json"
 LOOSER = {"learning_rate": 0.1, "clip_range": 5.0}
 BASE = np.array([strength_levels(BASE_OFFSET)[op] for op in OPS], dtype=float)  # strength+2, the value's zero
 SECTION = "PPO carrying experience across runs, against the least-squares fit, on a simulated bandit (issue 12 design "\

@@ -181,7 +181,7 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
         population = PopulationEnv(preset, **{**env, "seed": seed})
         test = load(population.config.data, "test", size=population.reference.image_size)
         specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}", **STRENGTH_SPECS,
-                 **{m: f"{m}:{DOCS / study_file(PROBE_STUDY)}" for m in PROBE_READERS}}
+                 **{m: f"{m}:{PROBE_FILE}" for m in PROBE_READERS}}
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     row["torch_threads"] = get_num_threads()  # a run's numbers depend on it, so runs pair only at one count
@@ -352,6 +352,8 @@ def study_file(tag: str | None) -> str:
     """The study's JSON file name: ``learning.json``, or a side study's ``learning_TAG.json``."""
     return f"learning_{tag}.json" if tag else "learning.json"
 
+
+PROBE_FILE = DOCS / study_file(PROBE_STUDY)  # the probe runs every PROBE_READERS method reads
 
 def figure_file(kind: str, tag: str | None) -> str:
     """The study's ``kind`` figure (``strengths``, ``levels``): ``learning_KIND.png``, or ``learning_TAG_KIND.png``."""
@@ -807,7 +809,7 @@ def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
     ``FITTED_CHOOSERS`` +2 is fitted's recipe."""
     menus = {m: STRENGTH_MENU for m in STRENGTH_CHOOSERS}
     if any(data["schedules"].get(m) for m in FITTED_CHOOSERS):  # their menu, as their runs built it
-        recipe = fitted_recipe(read_probe(str(DOCS / study_file(PROBE_STUDY))))
+        recipe = fitted_recipe(read_probe(str(PROBE_FILE)))
         menus.update(dict.fromkeys(FITTED_CHOOSERS, fitted_menu(recipe)))
     out = {}
     for m, menu in menus.items():
