@@ -355,6 +355,7 @@ def study_file(tag: str | None) -> str:
 
 PROBE_FILE = DOCS / study_file(PROBE_STUDY)  # the probe runs every PROBE_READERS method reads
 
+
 def figure_file(kind: str, tag: str | None) -> str:
     """The study's ``kind`` figure (``strengths``, ``levels``): ``learning_KIND.png``, or ``learning_TAG_KIND.png``."""
     return f"learning_{tag}_{kind}.png" if tag else f"learning_{kind}.png"
