@@ -48,14 +48,21 @@ def probe_samples(runs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(levels, dtype=float), np.asarray(rewards, dtype=float), np.asarray(groups)
 
 
-def op_effects(levels: np.ndarray, rewards: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+def op_effects(levels: np.ndarray, rewards: np.ndarray, groups: np.ndarray,
+               weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Least squares of ``rewards`` on ``levels`` with one intercept per group: per op (OPS order) the ``effect``
-    (reward points per level) and its standard error ``se`` (from the residuals, classical)."""
+    (reward points per level) and its standard error ``se`` (from the residuals, classical). ``weights`` (one per
+    sample; equal by default) make it weighted least squares, for rewards whose noise differs between rounds; the
+    ``se`` then take the weights as inverse noise variances up to one common factor."""
     x, y = levels.copy(), rewards.copy()
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     names, index = np.unique(groups, return_inverse=True)
     for g in range(len(names)):  # the within-group transform removes the intercepts
-        x[index == g] -= x[index == g].mean(axis=0)
-        y[index == g] -= y[index == g].mean()
+        members = index == g
+        x[members] -= np.average(x[members], axis=0, weights=w[members])
+        y[members] -= np.average(y[members], weights=w[members])
+    root = np.sqrt(w)
+    x, y = x * root[:, None], y * root
     effect, *_ = np.linalg.lstsq(x, y, rcond=None)
     dof = len(y) - len(names) - x.shape[1]
     if dof <= 0:
@@ -91,7 +98,8 @@ def fitted_prior_logits() -> list[np.ndarray]:
 
 
 def read_probe(source: str) -> dict[str, Any]:
-    """A study file holding ``probe``'s schedules with rewards; otherwise a UserError."""
+    """A study file holding ``probe``'s schedules with rewards (``runs``, as stored) and their ``samples``;
+    otherwise a UserError."""
     try:
         study = json.loads(Path(source).read_text())
         runs = study["schedules"][PROBE]
@@ -101,7 +109,7 @@ def read_probe(source: str) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         raise UserError(f"{source} is not a benchmarks.learning study file with {PROBE}'s schedules and "
                         "rewards") from None
-    return {"samples": samples, "compute_inner_steps": compute, "seeds": seeds}
+    return {"samples": samples, "runs": runs, "compute_inner_steps": compute, "seeds": seeds}
 
 
 class FittedAgent(ConstantAgent):

@@ -1,9 +1,14 @@
-"""Shared fixtures: small in-memory synthetic splits, and a private cache folder for every test run."""
+"""Shared fixtures: small in-memory synthetic splits, a private cache folder for every test run, and simulated
+``probe`` runs."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
+from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.data import FaceParsingSet
 from adaptive_de.data.labels import LAPA
 from adaptive_de.data.synthetic import render_faces
@@ -35,3 +40,32 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+PROBE_MEMBERS, PROBE_ROUNDS = 4, 16  # the 16-round studies' population
+
+
+def probe_runs(effects: np.ndarray, runs: int, sigma: float | np.ndarray, seed: int = 0) -> list:
+    """Schedules of ``runs`` probe runs whose member-round reward is ``levels @ effects`` plus noise of std ``sigma``,
+    centred within each round as the population's rewards are. ``effects`` may be one row per round, and ``sigma``
+    one value per round."""
+    rng = np.random.default_rng(seed)
+    effects, sigma = np.broadcast_to(effects, (PROBE_ROUNDS, len(OPS))), np.broadcast_to(sigma, (PROBE_ROUNDS,))
+    out = []
+    for _ in range(runs):
+        rounds = []
+        for t in range(PROBE_ROUNDS):
+            levels = rng.integers(MAX_LEVEL + 1, size=(PROBE_MEMBERS, len(OPS)))
+            noise = rng.normal(0, sigma[t], PROBE_MEMBERS) + rng.normal(0, 5)  # each member's, and the round's
+            rewards = levels @ effects[t] + noise
+            rounds.append({"levels": levels.tolist(), "sampler": ["uniform"] * PROBE_MEMBERS,
+                           "rewards": (rewards - rewards.mean()).tolist()})
+        out.append(rounds)
+    return out
+
+
+def write_probe_study(path, runs, seeds, compute=2304):
+    """A study file holding only what ``fitted``'s readers need: the probe's seeds, compute and schedules."""
+    path.write_text(json.dumps({"seeds": seeds, "methods": {"probe": {"compute_inner_steps": compute}},
+                                "schedules": {"probe": runs}}))
+    return str(path)

@@ -21,30 +21,15 @@ from agents.fitted import (
 from agents.population import PRIOR_MODE, STRENGTHS, play_method, strength_levels
 from envs import PopulationEnv
 from envs.face_parsing import SAMPLING_MODES
+from tests.conftest import PROBE_ROUNDS as ROUNDS
+from tests.conftest import probe_runs, write_probe_study
 
-MEMBERS, ROUNDS = 4, 16
 NOISE, SHEAR = OPS.index("noise"), OPS.index("shear")
 
 
 @pytest.fixture(scope="module")
 def env():
     return PopulationEnv(preset="smoke", members=3)
-
-
-def probe_runs(effects: np.ndarray, runs: int, sigma: float, seed: int = 0) -> list:
-    """Schedules of ``runs`` probe runs whose member-round reward is ``levels @ effects`` plus noise, centred within
-    each round as the population's rewards are."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(runs):
-        rounds = []
-        for _ in range(ROUNDS):
-            levels = rng.integers(MAX_LEVEL + 1, size=(MEMBERS, len(OPS)))
-            rewards = levels @ effects + rng.normal(0, sigma, MEMBERS) + rng.normal(0, 5)  # a round's own offset
-            rounds.append({"levels": levels.tolist(), "sampler": ["uniform"] * MEMBERS,
-                           "rewards": (rewards - rewards.mean()).tolist()})
-        out.append(rounds)
-    return out
 
 
 def test_the_fit_equals_a_regression_with_one_dummy_per_round():
@@ -57,6 +42,26 @@ def test_the_fit_equals_a_regression_with_one_dummy_per_round():
     covariance = residual @ residual / (len(rewards) - design.shape[1]) * np.linalg.inv(design.T @ design)
     np.testing.assert_allclose(fit["effect"], coef[:len(OPS)], atol=1e-10)
     np.testing.assert_allclose(fit["se"], np.sqrt(np.diag(covariance))[:len(OPS)], rtol=1e-8)
+
+
+def test_the_weighted_fit_equals_weighted_least_squares_with_one_dummy_per_round():
+    sigma = np.linspace(3.0, 0.2, ROUNDS)  # the probe runs' spread falls over the run
+    levels, rewards, groups = probe_samples(probe_runs(np.linspace(-0.2, 0.2, len(OPS)), runs=3, sigma=sigma))
+    weights = (1 / sigma**2)[groups % ROUNDS]
+    fit = op_effects(levels, rewards, groups, weights=weights)
+    dummies = (groups[:, None] == np.unique(groups)[None]).astype(float)
+    root = np.sqrt(weights)[:, None]
+    design = np.hstack([levels, dummies]) * root
+    coef, *_ = np.linalg.lstsq(design, rewards * root[:, 0], rcond=None)
+    residual = rewards * root[:, 0] - design @ coef
+    covariance = residual @ residual / (len(rewards) - design.shape[1]) * np.linalg.inv(design.T @ design)
+    np.testing.assert_allclose(fit["effect"], coef[:len(OPS)], atol=1e-10)
+    np.testing.assert_allclose(fit["se"], np.sqrt(np.diag(covariance))[:len(OPS)], rtol=1e-8)
+    unweighted = op_effects(levels, rewards, groups)
+    assert np.all(fit["se"] < unweighted["se"])  # the quiet rounds count for more, so the effects are surer
+    equal = op_effects(levels, rewards, groups, weights=np.full(len(rewards), 3.0))
+    np.testing.assert_allclose(equal["effect"], unweighted["effect"], atol=1e-12)
+    np.testing.assert_allclose(equal["se"], unweighted["se"], rtol=1e-10)
 
 
 def test_the_fit_recovers_known_effects_at_the_predicted_precision():
@@ -87,12 +92,6 @@ def test_probe_draws_every_level_uniformly_with_the_priors_sampling(env):
     assert abs(np.corrcoef(draws[:, NOISE], draws[:, SHEAR])[0, 1]) < 0.06  # independent ops
     again = make_agent("probe", env, seed=0)
     assert np.array_equal(again.predict(np.zeros((3, 1)))[0], draws[:3])  # seeded
-
-
-def write_probe_study(path, runs, seeds, compute=2304):
-    path.write_text(json.dumps({"seeds": seeds, "methods": {"probe": {"compute_inner_steps": compute}},
-                                "schedules": {"probe": runs}}))
-    return str(path)
 
 
 def test_fitted_trains_the_fitted_recipe_and_counts_the_probe_runs_in_its_compute(env, tmp_path):

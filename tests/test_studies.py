@@ -546,7 +546,9 @@ def test_the_report_names_the_grid_candidate_best_fixeds_final_member_trained():
 
 
 def test_a_probe_study_reports_each_ops_effect_and_the_recipe_fitted_trains(tmp_path):
-    from test_fitted import NOISE, SHEAR, probe_runs
+    from test_fitted import NOISE, SHEAR
+
+    from tests.conftest import probe_runs
 
     effects = np.zeros(len(OPS))
     effects[NOISE], effects[SHEAR] = 0.6, -0.6
