@@ -144,9 +144,9 @@ ONE_CHANGE_PAIRS = (
 )
 PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pre-flight target
 # The pre-flight's baseline: the best population of constant recipes that ran, a grid with selection (best_fixed,
-# strength_grid) or one recipe for every member (strength+K), so that at every size the oracle is held against the
-# strongest constant measured there, not only against best_fixed's four candidates.
-CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS)
+# strength_grid) or one recipe for every member (strength+K, or fitted's recipe from the probe runs), so that at every
+# size the oracle is held against the strongest constant measured there, not only against best_fixed's four candidates.
+CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS, FITTED)
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;

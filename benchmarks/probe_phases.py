@@ -98,14 +98,20 @@ def round_spread(runs: list) -> list[float]:
     return [float(np.std([r for run in runs for r in run[t]["rewards"]])) for t in range(len(runs[0]))]
 
 
+def within_rounds(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``values`` less their group's mean: the round's own offset removed, as the fit's intercepts remove it."""
+    out = np.asarray(values, dtype=float).copy()
+    for g in np.unique(groups):
+        out[groups == g] -= out[groups == g].mean()
+    return out
+
+
 def round_weights(runs: list) -> np.ndarray:
     """One weight per sample (``probe_samples`` order): the inverse of its round's residual variance in the
     whole-run classical fit."""
     levels, rewards, groups = probe_samples(runs)
     fit = op_effects(levels, rewards, groups)
-    residual = rewards - levels @ fit["effect"]
-    for g in np.unique(groups):  # the intercepts, as the fit removes them
-        residual[groups == g] -= residual[groups == g].mean()
+    residual = within_rounds(rewards - levels @ fit["effect"], groups)
     rounds = groups % len(runs[0])
     variance = np.array([residual[rounds == t].var() for t in range(len(runs[0]))])
     return 1 / variance[rounds]
@@ -133,11 +139,8 @@ def heldout_gain(runs: list, phases: int) -> list[float]:
                 per_phase.append(0.0)
                 continue
             levels, rewards, groups = probe_samples([runs[k][start:stop]])
-            z = levels @ delta
-            for g in np.unique(groups):  # the round's own offset, as the fit removes it
-                z[groups == g] -= z[groups == g].mean()
-                rewards[groups == g] -= rewards[groups == g].mean()
-            per_phase.append(float(rewards @ z / (z @ z) * (delta @ delta)))
+            z, y = within_rounds(levels @ delta, groups), within_rounds(rewards, groups)
+            per_phase.append(float(y @ z / (z @ z) * (delta @ delta)))
         gains.append(float(np.mean(per_phase)))
     return gains
 

@@ -73,6 +73,9 @@ def test_the_preflight_holds_the_oracle_against_the_strongest_constant_populatio
     assert "`oracle` vs the best constant-recipe population `strength+2`" in learning.targets(
         {"methods": methods, "comparisons": c})
     assert learning.PREFLIGHT not in learning.comparisons({"ppo": scores(0.5, 0.4), learning.ORACLE: scores(0.6, 0.6)})
+    fitted = learning.comparisons({**methods, learning.FITTED: scores(0.51, 0.49)})  # one recipe, from the probe
+    assert fitted["best_constant"] == learning.FITTED
+    np.testing.assert_allclose(fitted[learning.PREFLIGHT]["gaps"], [1.0, -2.0], atol=1e-9)
 
 
 def test_a_side_study_plots_the_per_op_learners_levels_under_its_tag_and_only_where_it_ran(tmp_path):
