@@ -48,25 +48,37 @@ def probe_samples(runs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(levels, dtype=float), np.asarray(rewards, dtype=float), np.asarray(groups)
 
 
+def within_groups(values: np.ndarray, groups: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``values`` (samples first) less their group's mean, weighted by ``weights`` where given: a round's own offset
+    removed, as one intercept per round would remove it."""
+    out = np.asarray(values, dtype=float).copy()
+    for g in np.unique(groups):
+        members = groups == g
+        out[members] -= np.average(out[members], axis=0, weights=None if weights is None else weights[members])
+    return out
+
+
+def recipe_edits(levels: dict[str, int], base: dict[str, int]) -> str:
+    """The ops where ``levels`` differ from ``base``, as ``op base -> level``; ``none`` where none do."""
+    return ", ".join(f"{op} {base[op]} -> {levels[op]}" for op in OPS if levels[op] != base[op]) or "none"
+
+
 def op_effects(levels: np.ndarray, rewards: np.ndarray, groups: np.ndarray,
                weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Least squares of ``rewards`` on ``levels`` with one intercept per group: per op (OPS order) the ``effect``
     (reward points per level) and its standard error ``se`` (from the residuals, classical). ``weights`` (one per
     sample; equal by default) make it weighted least squares, for rewards whose noise differs between rounds; the
     ``se`` then take the weights as inverse noise variances up to one common factor."""
-    x, y = levels.copy(), rewards.copy()
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
-    names, index = np.unique(groups, return_inverse=True)
-    for g in range(len(names)):  # the within-group transform removes the intercepts
-        members = index == g
-        x[members] -= np.average(x[members], axis=0, weights=w[members])
-        y[members] -= np.average(y[members], weights=w[members])
+    w = np.ones(len(rewards)) if weights is None else np.asarray(weights, dtype=float)
+    # the within-group transform removes the intercepts
+    x, y = within_groups(levels, groups, w), within_groups(rewards, groups, w)
     root = np.sqrt(w)
     x, y = x * root[:, None], y * root
     effect, *_ = np.linalg.lstsq(x, y, rcond=None)
-    dof = len(y) - len(names) - x.shape[1]
+    rounds = len(np.unique(groups))
+    dof = len(y) - rounds - x.shape[1]
     if dof <= 0:
-        raise UserError(f"{len(y)} probe samples in {len(names)} rounds cannot estimate {x.shape[1]} op effects")
+        raise UserError(f"{len(y)} probe samples in {rounds} rounds cannot estimate {x.shape[1]} op effects")
     residual = y - x @ effect
     covariance = residual @ residual / dof * np.linalg.inv(x.T @ x)
     return {"effect": effect, "se": np.sqrt(np.diag(covariance))}

@@ -61,6 +61,7 @@ from agents.fitted import (  # noqa: E402
     op_effects,
     probe_samples,
     read_probe,
+    recipe_edits,
 )
 from agents.population import (  # noqa: E402
     FAMILIES,
@@ -637,10 +638,10 @@ def probe_fit(data: dict[str, Any]) -> str:
                                                                                   strict=True))
     edits = [op for op in OPS if levels[op] != base[op]]
     agree = sum(np.sign(levels[op] - base[op]) == np.sign(MATCHED_LEVELS.get(op, 0) - base[op]) for op in edits)
-    changes = ", ".join(f"{op} {base[op]} -> {levels[op]}" for op in edits) or "none"
     return (f"- `{PROBE}`'s op effects on a round's reward, points per level ± 95% half-width, from {len(samples[1])} "
             f"member-rounds of {len(runs)} runs: {effects}\n"
-            f"- The recipe `{FITTED}` trains from these runs, its edits of `strength+{BASE_OFFSET}`: {changes}; "
+            f"- The recipe `{FITTED}` trains from these runs, its edits of `strength+{BASE_OFFSET}`: "
+            f"{recipe_edits(levels, base)}; "
             f"{agree} of {len(edits)} in the direction of the oracle's level\n")
 
 

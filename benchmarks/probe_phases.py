@@ -40,7 +40,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from adaptive_de.augment import OPS  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
-from agents.fitted import fitted_levels, op_effects, probe_samples, read_probe  # noqa: E402
+from agents.fitted import (  # noqa: E402
+    fitted_levels,
+    op_effects,
+    probe_samples,
+    read_probe,
+    recipe_edits,
+    within_groups,
+)
 from benchmarks.learning import PROBE_FILE  # noqa: E402
 from benchmarks.runs import DOCS, fmt_mean_ci, publish_study, save_figure  # noqa: E402
 
@@ -98,26 +105,19 @@ def round_spread(runs: list) -> list[float]:
     return [float(np.std([r for run in runs for r in run[t]["rewards"]])) for t in range(len(runs[0]))]
 
 
-def within_rounds(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """``values`` less their group's mean: the round's own offset removed, as the fit's intercepts remove it."""
-    out = np.asarray(values, dtype=float).copy()
-    for g in np.unique(groups):
-        out[groups == g] -= out[groups == g].mean()
-    return out
-
-
-def round_weights(runs: list) -> np.ndarray:
-    """One weight per sample (``probe_samples`` order): the inverse of its round's residual variance in the
-    whole-run classical fit."""
-    levels, rewards, groups = probe_samples(runs)
-    fit = op_effects(levels, rewards, groups)
-    residual = within_rounds(rewards - levels @ fit["effect"], groups)
-    rounds = groups % len(runs[0])
-    variance = np.array([residual[rounds == t].var() for t in range(len(runs[0]))])
-    return 1 / variance[rounds]
+def round_weights(samples: tuple[np.ndarray, np.ndarray, np.ndarray], fit: dict[str, np.ndarray],
+                  rounds: int) -> np.ndarray:
+    """One weight per sample of ``samples`` (``probe_samples`` of runs of ``rounds`` rounds): the inverse of its
+    round's residual variance in ``fit``, their classical fit."""
+    levels, rewards, groups = samples
+    residual = within_groups(rewards - levels @ fit["effect"], groups)
+    index = groups % rounds
+    variance = np.array([residual[index == t].var() for t in range(rounds)])
+    return 1 / variance[index]
 
 
 def recipe_list(fit: dict[str, np.ndarray]) -> list[int]:
+    """``fitted_levels`` of ``fit`` in OPS order, as the JSON keeps it."""
     levels = fitted_levels(fit["effect"], fit["se"])
     return [levels[op] for op in OPS]
 
@@ -139,7 +139,7 @@ def heldout_gain(runs: list, phases: int) -> list[float]:
                 per_phase.append(0.0)
                 continue
             levels, rewards, groups = probe_samples([runs[k][start:stop]])
-            z, y = within_rounds(levels @ delta, groups), within_rounds(rewards, groups)
+            z, y = within_groups(levels @ delta, groups), within_groups(rewards, groups)
             per_phase.append(float(y @ z / (z @ z) * (delta @ delta)))
         gains.append(float(np.mean(per_phase)))
     return gains
@@ -148,10 +148,11 @@ def heldout_gain(runs: list, phases: int) -> list[float]:
 def measure(source: str, phases: int) -> dict[str, Any]:
     """The whole-run fit (classical and weighted), each phase's fit, both tests, every fit's recipe, and the
     schedule's gain over the one recipe (reward points per member-round) by the phases' own fits and cross-fitted."""
-    runs = read_probe(source)["runs"]
+    probe = read_probe(source)
+    runs, samples = probe["runs"], probe["samples"]
     bounds = phase_bounds(len(runs[0]), phases)
-    whole = op_effects(*probe_samples(runs))
-    weighted = op_effects(*probe_samples(runs), weights=round_weights(runs))
+    whole = op_effects(*samples)
+    weighted = op_effects(*samples, weights=round_weights(samples, whole, len(runs[0])))
     fits = phase_fits(runs, phases)
     one = np.array(recipe_list(whole))
     gain = float(np.mean([fit["effect"] @ (np.array(recipe_list(fit)) - one) for fit in fits]))
@@ -171,9 +172,8 @@ def fmt_p(p: float) -> str:
 
 
 def edits(recipe: list[int], base: list[int]) -> str:
-    """The ops where ``recipe`` differs from ``base``, as ``op base->level``."""
-    moved = [f"{op} {b}->{r}" for op, r, b in zip(OPS, recipe, base, strict=True) if r != b]
-    return ", ".join(moved) or "none"
+    """``recipe_edits`` of two recipes kept as lists in OPS order."""
+    return recipe_edits(dict(zip(OPS, recipe, strict=True)), dict(zip(OPS, base, strict=True)))
 
 
 def report(data: dict[str, Any]) -> str:

@@ -65,9 +65,9 @@ def test_the_phases_fit_their_own_rounds_and_build_their_own_recipes():
 
 def test_weights_follow_each_rounds_noise():
     sigma = np.linspace(3.0, 0.2, ROUNDS)
-    runs = probe_runs(base_effects(), runs=8, sigma=sigma)
-    weights = probe_phases.round_weights(runs)
-    groups = probe_samples(runs)[2]
+    samples = probe_samples(probe_runs(base_effects(), runs=8, sigma=sigma))
+    weights = probe_phases.round_weights(samples, op_effects(*samples), ROUNDS)
+    groups = samples[2]
     noise = np.sqrt(1 / np.array([weights[groups % ROUNDS == t][0] for t in range(ROUNDS)]))
     assert stats.spearmanr(noise, sigma).statistic > 0.8  # quieter rounds weigh more
     # each round's variance comes from 32 residuals less their round means (3 in 4 kept): a rough estimate
