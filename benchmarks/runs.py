@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from adaptive_de.config import TrainConfig
 from adaptive_de.data import FaceParsingSet, load
+from adaptive_de.errors import UserError
 from adaptive_de.files import atomic_path, atomic_write_text
 from adaptive_de.trainer import InnerTrainer
 
@@ -176,7 +177,10 @@ def publish_study(name: str, out: Path, measure: Callable[[], dict[str, Any]] | 
     """A study's common tail: ``measure()`` and write ``OUT/name`` (with ``measure`` None, as ``--report`` asks, read
     it back instead), plot into ``out``, print the report and, when ``out`` is docs/, update its RESULTS.md section."""
     if measure is None:
-        data = json.loads((out / name).read_text())
+        try:
+            data = json.loads((out / name).read_text())
+        except (OSError, ValueError):
+            raise UserError(f"{out / name} is missing or not JSON: run the study without --report first") from None
     else:
         data = measure()
         out.mkdir(parents=True, exist_ok=True)

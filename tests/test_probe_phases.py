@@ -80,6 +80,9 @@ def test_the_command_writes_the_reading_and_refuses_phases_that_do_not_divide(tm
     assert run_cli(probe_phases.main, ["--probe", source, "--phases", "3", "--out", str(out)]) == 2
     assert capsys.readouterr().err == "error: --phases must be at least 2 and divide the probe's 16 rounds, not 3\n"
     assert not out.exists()
+    assert run_cli(probe_phases.main, ["--report", "--out", str(out)]) == 2  # nothing to re-render yet
+    assert capsys.readouterr().err == (f"error: {out / 'probe_phases.json'} is missing or not JSON: run the study "
+                                       "without --report first\n")
     assert run_cli(probe_phases.main, ["--probe", source, "--out", str(out)]) == 0
     data = json.loads((out / "probe_phases.json").read_text())
     assert [p["rounds"] for p in data["phases"]] == [[1, 8], [9, 16]] and len(data["schedule_gain_heldout"]) == 4
