@@ -611,9 +611,9 @@ def side_report(data: dict[str, Any], tag: str) -> str:
                    if isinstance(gap, dict) and name not in targeted) + other_non_learning_gaps(data)
     return (f"Written by `python -m benchmarks.learning --tag {tag}` (docs/{study_file(tag)}) on {m['cpu']}, "
             f"{m['cores']} cores, {provenance(data)}: seeds {data['seeds']}, {z['members']} members x {z['rounds']} "
-            f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, from the "
-            f"{z['warmup_steps']}-step warm-up, env options {env_options(data)}. A seeded CPU run is the same bit "
-            f"for bit in every study of the same sizes and code on the same CPU model at the same torch thread count "
+            f"rounds x {z['steps_per_round']} steps, exploit every {z['exploit_every']} rounds, "
+            f"{start_text(data)}, env options {env_options(data)}. A seeded CPU run is the same bit for bit in every "
+            f"study of the same sizes and code on the same CPU model at the same torch thread count "
             f"(1 in a `--jobs` worker or with `--threads 1`), so its methods pair by seed with another study's "
             f"that ran on {m['cpu']} at that count too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
@@ -706,6 +706,13 @@ def env_options(data: dict[str, Any]) -> str:
     return " ".join(f"`{k}={v}`" for k, v in sorted(data["env"].items()))
 
 
+def start_text(data: dict[str, Any]) -> str:
+    """Where the study's members start: the seed's CE warm-up, or a fresh model (``--env start=scratch``)."""
+    if EnvConfig.from_preset(data["preset"], **data["env"]).start == "scratch":
+        return "from scratch (a fresh model, no warm-up)"
+    return f"from the seed's {data['sizes']['warmup_steps']}-step CE warm-up"
+
+
 def provenance(data: dict[str, Any]) -> str:
     """How the study's numbers came about: its wall time, or that it read stored runs back (``--resume``)."""
     return "resumed from its stored runs" if data.get("resumed") else f"in {data['wall_seconds'] / 60:.0f} min"
@@ -761,7 +768,7 @@ def report(data: dict[str, Any], noise: dict[str, Any] | None = None,
     where = machine["cuda_device"] or f"{machine['cpu']} ({machine['cores']} cores, CPU)"
     return (f"Written by `python -m benchmarks.learning` on {where} {provenance(data)}: preset "
             f"`{data['preset']}`, seeds {data['seeds']}. Every method trains a population of {s['members']} members x "
-            f"{s['rounds']} rounds x {s['steps_per_round']} steps from the seed's {s['warmup_steps']}-step CE warm-up "
+            f"{s['rounds']} rounds x {s['steps_per_round']} steps {start_text(data)} "
             f"(exploit every {s['exploit_every']} rounds, reward subset of {s['reward_subset']} val images, the rest "
             f"of val selects the final member); the test split is scored once per method. Mean ± std over seeds; "
             f"gaps are paired by seed, with the 95% t-interval of their mean." + merge_note(data) + "\n\n"

@@ -78,6 +78,14 @@ def test_the_preflight_holds_the_oracle_against_the_strongest_constant_populatio
     np.testing.assert_allclose(fitted[learning.PREFLIGHT]["gaps"], [1.0, -2.0], atol=1e-9)
 
 
+def test_a_study_says_where_its_members_start_a_warm_up_or_a_fresh_model():
+    sizes = {"warmup_steps": 600}
+    assert learning.start_text({"preset": "cpu", "env": {"rounds": 16}, "sizes": sizes}) == (
+        "from the seed's 600-step CE warm-up")
+    scratch = learning.start_text({"preset": "cpu", "env": {"start": "scratch"}, "sizes": sizes})
+    assert "scratch" in scratch and "warm-up" in scratch and "600" not in scratch  # "no warm-up", not its size
+
+
 def test_a_side_study_plots_the_per_op_learners_levels_under_its_tag_and_only_where_it_ran(tmp_path):
     run = [{"levels": [[1] * len(OPS), [3] * len(OPS)], "sampler": ["uniform"] * 2}] * 3  # 3 rounds, 2 members
     assert learning.per_op_learner({"schedules": {"ppo": [run], "ppo_families": [run]}}) == "ppo_families"
@@ -285,7 +293,7 @@ def test_report_says_met_only_when_the_interval_is_above_zero():
              "reward_subset": 200}
     methods = {"ppo": scores(0.52, 0.46, 0.50), "prior": scores(0.50, 0.45, 0.49),
                "best_fixed": scores(0.505, 0.445, 0.485)}
-    data = {"machine": machine, "preset": "cpu", "seeds": [0, 1, 2], "sizes": sizes, "wall_seconds": 600,
+    data = {"machine": machine, "preset": "cpu", "env": {}, "seeds": [0, 1, 2], "sizes": sizes, "wall_seconds": 600,
             "methods": methods, "comparisons": learning.comparisons(methods), "schedules": {}}
     text = learning.report(data)
     assert "`ppo` vs the best non-learning method `prior`" in text and text.count("NOT met") == 2
@@ -435,7 +443,7 @@ def test_side_run_report_pairs_pbt_tune_with_pbt():
                for name, f1 in (("pbt", [0.40, 0.50, 0.60]), ("pbt_tune", [0.41, 0.49, 0.62]))}
     data = {"sizes": {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600},
             "machine": {"cpu": "x", "cores": 2}, "wall_seconds": 600, "seeds": [0, 1, 2], "methods": methods,
-            "comparisons": learning.comparisons(methods), "env": {"rounds": 8}, "schedules": {}}
+            "comparisons": learning.comparisons(methods), "preset": "cpu", "env": {"rounds": 8}, "schedules": {}}
     gap = data["comparisons"]["pbt_tune_vs_pbt"]
     assert gap["gaps"] == pytest.approx([1.0, -1.0, 2.0]) and gap["mean"] == pytest.approx(2 / 3)
     text = learning.side_report(data, "pbt_tune")
@@ -512,7 +520,7 @@ def test_a_side_study_of_a_learner_states_its_targets_with_verdicts():
                for name, v in f1.items()}
     data = {"sizes": {"members": 4, "rounds": 8, "steps_per_round": 36, "exploit_every": 2, "warmup_steps": 600},
             "machine": {"cpu": "x", "cores": 2}, "wall_seconds": 600, "seeds": [0, 1, 2], "methods": methods,
-            "comparisons": learning.comparisons(methods), "env": {"rounds": 8}, "schedules": {}}
+            "comparisons": learning.comparisons(methods), "preset": "cpu", "env": {"rounds": 8}, "schedules": {}}
     text = learning.side_report(data, "confirmation")
     # the best non-learning method is randaugment (52.3 > prior's 51.7): ppo leads it by +1.00 with an interval
     # reaching below 0 (NOT met), and prior by +1.67 [+0.23, +3.10] (met)
