@@ -1,7 +1,7 @@
 """Learning-quality study: does the agent, learning during a population run, beat fixed recipes at equal compute?
 
     python -m benchmarks.learning [--seeds 0 1 2] [--preset cpu] [--env K=V ...] [--methods ...] [--jobs 2]
-                                  [--out docs] [--tag T] [--resume] [--merge FILE ...] [--quick]
+                                  [--out docs] [--tag T] [--resume] [--merge FILE ...] [--probe FILE] [--quick]
     python -m benchmarks.learning --report --tag T [--pair-with TAG ...]
 
 Per seed, every method trains the same population (``envs.PopulationEnv``: ``members`` x ``rounds`` x
@@ -21,6 +21,8 @@ gaps with 95% intervals; the pre-flight) and the plots ``OUT/learning_{methods,l
 with ``--tag T`` a side study's ``OUT/learning_T.json`` (and ``learning_T_strengths.png`` where a method of
 ``STRENGTH_CHOOSERS`` ran: the strength offset chosen per round); with ``--out docs`` also the RESULTS.md section.
 ``--merge docs/learning_T.json`` adds a side study's methods when the methods both ran agree bit for bit.
+``--probe docs/learning_T.json`` names the probe study whose runs ``fitted`` and the other ``PROBE_READERS`` read
+(default ``PROBE_FILE``); the study file records it, and its store keeps their runs apart per probe file.
 ``--report --tag T --pair-with A B`` pairs side study T's methods by seed with those of side studies A and B that
 trained another population size on the same seeds (an arm given more members to match another method's compute).
 ``--quick`` runs the ``smoke`` preset with one seed into ``runs/learning-quick/``. ``--report``
@@ -58,6 +60,7 @@ from agents.fitted import (  # noqa: E402
     fitted_levels,
     fitted_menu,
     fitted_recipe,
+    fitted_search,
     op_effects,
     probe_samples,
     read_probe,
@@ -107,6 +110,11 @@ def fixed_spec(levels: dict[str, int], mode: str = "uniform") -> str:
     return "fixed:" + ",".join(str(levels.get(op, 0)) for op in OPS) + f",{mode}"
 
 
+def study_file(tag: str | None) -> str:
+    """The study's JSON file name: ``learning.json``, or a side study's ``learning_TAG.json``."""
+    return f"learning_{tag}.json" if tag else "learning.json"
+
+
 # ppo's menu held constant: every member trains one strength offset for the whole run (exploit only). ppo against
 # the best of them asks whether its schedule beats the best single choice it could have made; run on request.
 HELD_STRENGTHS = {f"strength{offset:+d}": offset for offset in STRENGTHS if offset}  # method -> its offset
@@ -120,6 +128,7 @@ REPLAY = "ppo_replay"
 # experience carried across runs: probe's runs (a random design over every op's level) in one side study, and fitted,
 # strength+2 edited by the op effects those runs' rewards show, run on other seeds (agents.fitted)
 FITTED, PROBE_STUDY = "fitted", "probe16"
+PROBE_FILE = DOCS / study_file(PROBE_STUDY)  # the probe runs PROBE_READERS read unless a study names another
 # the methods that read those probe runs (ppo_fitted: ppo started from fitted's recipe; prior_fitted: its frozen prior)
 PROBE_READERS = (FITTED, "ppo_fitted", "prior_fitted")
 # the methods whose members choose an offset of fitted's recipe (agents.fitted.fitted_menu), reported as strengths
@@ -160,14 +169,15 @@ SECTION = "Learning quality: the agent in a population run vs fixed recipes at e
 
 
 def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
-                store: Path | None = None) -> dict[str, Any]:
-    """One method's population run on one seed (module level: ``--jobs`` workers call it).
+                store: Path | None = None, probe: Path = PROBE_FILE) -> dict[str, Any]:
+    """One method's population run on one seed (module level: ``--jobs`` workers call it); ``PROBE_READERS`` read
+    the probe runs in ``probe``.
 
     With a ``store`` folder, a finished run's result is written there and a stored one is read back
     instead of rerun, so a study killed after hours resumes with ``--resume`` and loses only the runs
     in flight.
     """
-    path = None if store is None else stored_run(store, method, seed)
+    path = None if store is None else stored_run(store, method, seed, probe)
     if path is not None and path.exists():
         return json.loads(path.read_text())
     from envs import PopulationEnv
@@ -182,7 +192,7 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
         population = PopulationEnv(preset, **{**env, "seed": seed})
         test = load(population.config.data, "test", size=population.reference.image_size)
         specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}", **STRENGTH_SPECS,
-                 **{m: f"{m}:{PROBE_FILE}" for m in PROBE_READERS}}
+                 **{m: f"{m}:{probe}" for m in PROBE_READERS}}
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     row["torch_threads"] = get_num_threads()  # a run's numbers depend on it, so runs pair only at one count
@@ -194,9 +204,11 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     return result
 
 
-def stored_run(store: Path, method: str, seed: int) -> Path:
-    """Where a study's store keeps one finished run."""
-    return store / f"{method}-seed{seed}.json"
+def stored_run(store: Path, method: str, seed: int, probe: Path = PROBE_FILE) -> Path:
+    """Where a study's store keeps one finished run; a ``PROBE_READERS`` run is named by its probe file too, so runs
+    that read different probes never stand in for each other."""
+    name = f"{method}@{probe.stem}" if method in PROBE_READERS else method
+    return store / f"{name}-seed{seed}.json"
 
 
 def run_store(preset: str, env: dict[str, Any], resume: bool) -> Path:
@@ -235,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pair-with", nargs="+", default=[], metavar="TAG",
                         help="with --report --tag: pair the side study's methods by seed with those of side studies "
                              "TAG that ran the same design and seeds at another population size (members)")
+    parser.add_argument("--probe", type=Path, default=PROBE_FILE, metavar="FILE",
+                        help=f"the probe study whose runs {', '.join(PROBE_READERS)} read (default {PROBE_FILE})")
     parser.add_argument("--thread-check", action="store_true",
                         help="only rerun `prior` on the study's first seed with 2 torch threads and compare it with "
                              "the study's single-thread figure: OUT/learning_noise.json")
@@ -261,13 +275,17 @@ def main(argv: list[str] | None = None) -> None:
     check_population(config)
     if len(seeds) != len(set(seeds)):
         raise UserError(f"--seeds repeats a seed: {seeds}")
+    readers = [m for m in args.methods if m in PROBE_READERS]
+    for seed in seeds if readers else ():  # a probe that is no study file, or trained on a seed, fails before training
+        fitted_search(str(args.probe), seed=seed)
     start = time.perf_counter()
     store = run_store(preset, env, args.resume)
     # a seed whose runs are all stored needs no warm-up
-    pending = [seed for seed in seeds if not all(stored_run(store, m, seed).exists() for m in args.methods)]
+    pending = [seed for seed in seeds if not all(stored_run(store, m, seed, args.probe).exists()
+                                                  for m in args.methods)]
     map_runs(warmup_task, [(preset, env, seed) for seed in pending], args.jobs)
     # learners first: the longest tasks, so the pool's last tasks are short ones
-    tasks = [(preset, env, method, seed, store) for method in args.methods for seed in seeds]
+    tasks = [(preset, env, method, seed, store, args.probe) for method in args.methods for seed in seeds]
     results = map_runs(method_task, tasks, args.jobs)
     methods: dict[str, dict[str, Any]] = {}
     schedules: dict[str, list] = {}
@@ -290,7 +308,8 @@ def main(argv: list[str] | None = None) -> None:
             "search_cost_runs": config.members, "wall_seconds": round(time.perf_counter() - start),
             "resumed": args.resume, "jobs": args.jobs,
             "run_seconds": round(sum(r["row"]["wall_seconds"] for r in results)),
-            "methods": methods, "comparisons": comparisons(methods), "schedules": schedules}
+            "methods": methods, "comparisons": comparisons(methods), "schedules": schedules,
+            **({"probe": args.probe.as_posix()} if readers else {})}
     write_json(study_file(args.tag), data, folder=out)
     publish(data, out, args.tag)
 
@@ -349,12 +368,9 @@ def merge_side_study(methods: dict[str, Any], schedules: dict[str, list], path: 
     return added
 
 
-def study_file(tag: str | None) -> str:
-    """The study's JSON file name: ``learning.json``, or a side study's ``learning_TAG.json``."""
-    return f"learning_{tag}.json" if tag else "learning.json"
-
-
-PROBE_FILE = DOCS / study_file(PROBE_STUDY)  # the probe runs every PROBE_READERS method reads
+def study_probe(data: dict[str, Any]) -> Path:
+    """The probe study whose runs the study's ``PROBE_READERS`` read (``PROBE_FILE`` for a study before ``--probe``)."""
+    return Path(data.get("probe", PROBE_FILE))
 
 
 def figure_file(kind: str, tag: str | None) -> str:
@@ -418,12 +434,14 @@ def other_cpu_reruns(out: Path, data: dict[str, Any]) -> str:
 def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]:
     """``tags``, once checked to be side studies in ``out`` whose runs pair by seed with ``data``'s although they
     trained another population size: the same preset, CPU model and env options but ``members`` (one size for all of
-    them), between them ``data``'s seeds, each once, and each seed's runs at one torch thread count where recorded.
-    Raise UserError otherwise, before anything is written."""
-    seeds, sizes, ours = [], set(), run_threads(data)
+    them), between them ``data``'s seeds, each once, each seed's runs at one torch thread count where recorded, and
+    one probe file read where ``PROBE_READERS`` ran. Raise UserError otherwise, before anything is written."""
+    seeds, sizes, probes, ours = [], set(), set(), run_threads(data)
     for tag in tags:
         other = read_study(out, tag)
         sizes.add(other["sizes"]["members"])
+        if any(m in other["methods"] for m in PROBE_READERS):
+            probes.add(study_probe(other).name)
         mismatch = [] if other["preset"] == data["preset"] else [f"preset {other['preset']} (here {data['preset']})"]
         if without_members(other["env"]) != without_members(data["env"]):
             mismatch.append(f"env {other['env']} (here {data['env']}), beyond members")
@@ -435,6 +453,9 @@ def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]
         seeds += other["seeds"]
     if len(sizes) > 1:
         raise UserError(f"the studies {', '.join(tags)} ran populations of {sorted(sizes)} members: pair with one size")
+    if len(probes) > 1:
+        raise UserError(f"the studies {', '.join(tags)} read the probe files {', '.join(sorted(probes))}: pair with "
+                        "studies that read one")
     if sorted(seeds) != sorted(data["seeds"]):
         raise UserError(f"the studies {', '.join(tags)} ran seeds {sorted(seeds)}; pairing needs this study's "
                         f"{sorted(data['seeds'])}, each once")
@@ -478,7 +499,7 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     for study in studies:
         for name, m in study["methods"].items():
             scores.setdefault(name, {}).update(zip(study["seeds"], m["test_mean_f1"], strict=True))
-    z, runs_of = studies[0]["sizes"], {**search_runs(out), **data.get("search_runs", {})}
+    z, runs_of = studies[0]["sizes"], {**search_runs(out, study_probe(studies[0])), **data.get("search_runs", {})}
     own = z["members"] * z["rounds"] * z["steps_per_round"]  # a run's own inner steps at their population size
     arms = []
     for theirs, by_seed in scores.items():
@@ -492,27 +513,31 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     return arms
 
 
-def search_runs(out: Path) -> dict[str, int]:
-    """Per method in ``out``'s studies, the runs that reused its search: for a method that reads the probe runs
-    (``PROBE_READERS``: the study's always read one probe file), every run of any of them; else its own runs."""
-    runs = method_runs(out)
-    probe = sum(runs.get(m, 0) for m in PROBE_READERS)
-    return {m: probe if m in PROBE_READERS else n for m, n in runs.items()}
+def search_runs(out: Path, probe: Path = PROBE_FILE) -> dict[str, int]:
+    """Per method in ``out``'s studies, the runs that reused its search: for a method that reads probe runs
+    (``PROBE_READERS``), every run of any of them that read ``probe``; else its own runs."""
+    runs, readers = method_runs(out), method_runs(out, probe)
+    shared = sum(readers.get(m, 0) for m in PROBE_READERS)
+    return {m: shared if m in PROBE_READERS else n for m, n in runs.items()}
 
 
 def pinned_search_runs(out: Path, data: dict[str, Any]) -> dict[str, int]:
     """``search_runs`` of the paired studies' methods as the study's first rendering of the pairing counted them (kept
     in ``data``), so that a later run reusing the search does not change a section already published."""
-    counts, pinned = search_runs(out), data.get("search_runs", {})
-    return {m: pinned.get(m, counts[m]) for tag in data["paired_with"] for m in read_study(out, tag)["methods"]}
+    pinned, studies = data.get("search_runs", {}), [read_study(out, tag) for tag in data["paired_with"]]
+    counts = search_runs(out, study_probe(studies[0]))
+    return {m: pinned.get(m, counts[m]) for study in studies for m in study["methods"]}
 
 
-def method_runs(out: Path) -> dict[str, int]:
+def method_runs(out: Path, probe: Path | None = None) -> dict[str, int]:
     """How many runs of each method ``out``'s study files hold, each (preset, env options, seed) once: a run merged
-    into another study (``--merge``) is the same run."""
+    into another study (``--merge``) is the same run. With ``probe``, only the studies that read that probe file
+    (``study_probe``; a probe file is known by its name)."""
     runs: dict[str, set[tuple[str, str, int]]] = {}
     for path in out.glob("learning*.json"):
         study = json.loads(path.read_text())
+        if probe is not None and "methods" in study and study_probe(study).name != probe.name:
+            continue
         for method in study.get("methods", {}):  # learning_noise.json holds no study; the oldest, no env options
             design = (study["preset"], json.dumps(study.get("env"), sort_keys=True))
             runs.setdefault(method, set()).update((*design, seed) for seed in study["seeds"])
@@ -617,10 +642,24 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"(1 in a `--jobs` worker or with `--threads 1`), so its methods pair by seed with another study's "
             f"that ran on {m['cpu']} at that count too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(means) + grid_choices(data) + family_moves(data) + probe_fit(data)
+            + strength_schedules(means) + grid_choices(data) + family_moves(data) + probe_source(data) + probe_fit(data)
             + study_time(data) + strengths_link(means, tag)
             + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else "")
             + (f"\n![op effects]({figure_file('effects', tag)})\n" if data["schedules"].get(PROBE) else ""))
+
+
+def probe_source(data: dict[str, Any]) -> str:
+    """For a study where ``PROBE_READERS`` ran: the probe study they read (``study_probe``), its seeds and inner steps,
+    and the recipe it gives ``fitted``, as edits of ``strength+2``."""
+    readers = [m for m in PROBE_READERS if m in data["methods"]]
+    if not readers:
+        return ""
+    source = study_probe(data)
+    probe = read_probe(str(source))
+    return (f"- {', '.join(f'`{m}`' for m in readers)} read the `{PROBE}` runs in {source.as_posix()} (seeds "
+            f"{probe['seeds']}, {probe['compute_inner_steps']:,} inner steps); the recipe `{FITTED}` trains from them, "
+            f"its edits of `strength+{BASE_OFFSET}`: {recipe_edits(fitted_recipe(probe), strength_levels(BASE_OFFSET))}"
+            "\n")
 
 
 def probe_fit(data: dict[str, Any]) -> str:
@@ -818,7 +857,7 @@ def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
     ``FITTED_CHOOSERS`` +2 is fitted's recipe."""
     menus = {m: STRENGTH_MENU for m in STRENGTH_CHOOSERS}
     if any(data["schedules"].get(m) for m in FITTED_CHOOSERS):  # their menu, as their runs built it
-        recipe = fitted_recipe(read_probe(str(PROBE_FILE)))
+        recipe = fitted_recipe(read_probe(str(study_probe(data))))
         menus.update(dict.fromkeys(FITTED_CHOOSERS, fitted_menu(recipe)))
     out = {}
     for m, menu in menus.items():

@@ -3,11 +3,12 @@
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from adaptive_de.augment import OPS
+from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
 from agents.population import GRID, STRENGTH_MENU, STRENGTHS
 from benchmarks import (
@@ -714,6 +715,47 @@ def test_pairing_with_another_population_size_refuses_studies_that_do_not_pair(o
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert (tmp_path / "learning_eq.json").read_text() == before and not list(tmp_path.glob("*.png"))
+
+
+def reading(tmp_path, tag, probe):
+    """Mark side study ``tag`` in ``tmp_path`` as one whose probe readers read ``probe`` (``--probe``)."""
+    path = tmp_path / f"learning_{tag}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "probe": probe}))
+
+
+def test_a_search_is_shared_only_over_the_runs_that_read_its_probe_file_and_such_runs_pair_only_with_each_other(
+        tmp_path, capsys):
+    from adaptive_de.errors import run_cli
+    size_study(tmp_path, "a", [0, 1, 2], 2, {"fitted": with_steps([0.5] * 3, 64)})  # before --probe: the default
+    size_study(tmp_path, "b", [0, 1, 2], 2, {"fitted": with_steps([0.5] * 3, 64)})
+    size_study(tmp_path, "c", [3], 2, {"ppo_fitted": with_steps([0.5], 64)})
+    for tag in ("b", "c"):
+        reading(tmp_path, tag, "docs/learning_probe_x.json")
+    assert learning.search_runs(tmp_path)["fitted"] == 3  # a's runs only
+    assert learning.search_runs(tmp_path, Path("elsewhere/learning_probe_x.json"))["fitted"] == 4  # b's and c's
+    size_study(tmp_path, "eq", [0, 1, 2], 4, {"strength+2": with_steps([0.4, 0.5, 0.6], 32)})
+    size_study(tmp_path, "a1", [0], 2, {"fitted": with_steps([0.5], 64)})
+    size_study(tmp_path, "b2", [1, 2], 2, {"fitted": with_steps([0.5] * 2, 64)})
+    reading(tmp_path, "b2", "docs/learning_probe_x.json")
+    before = (tmp_path / "learning_eq.json").read_text()
+    assert run_cli(learning.main, ["--report", "--tag", "eq", "--out", str(tmp_path), "--pair-with", "a1", "b2"]) == 2
+    assert capsys.readouterr().err == ("error: the studies a1, b2 read the probe files learning_probe16.json, "
+                                       "learning_probe_x.json: pair with studies that read one\n")
+    assert (tmp_path / "learning_eq.json").read_text() == before
+
+
+def test_a_study_of_a_probe_reader_names_the_probe_file_and_the_recipe_it_gives(tmp_path):
+    from tests.conftest import probe_runs, write_probe_study
+    effects = np.zeros(len(OPS))
+    effects[OPS.index("hue")], effects[OPS.index("erase")] = 1.0, -1.0  # clearly good and clearly bad
+    source = write_probe_study(tmp_path / "p.json", probe_runs(effects, runs=2, sigma=0.5), [7, 8], compute=100)
+    data = {"methods": {"fitted": scores(0.5), "oracle": scores(0.6)}, "probe": source}
+    text = learning.probe_source(data)
+    assert text.startswith(f"- `fitted` read the `probe` runs in {source} (seeds [7, 8], 200 inner steps); the recipe "
+                           "`fitted` trains from them, its edits of `strength+2`: ")
+    base = learning.strength_levels(2)
+    assert f"erase {base['erase']} -> 0" in text and f"hue {base['hue']} -> {MAX_LEVEL}" in text
+    assert learning.probe_source({"methods": {"oracle": scores(0.6)}, "probe": source}) == ""
 
 
 def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_readings_are_reported():
