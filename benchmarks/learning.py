@@ -373,6 +373,12 @@ def study_probe(data: dict[str, Any]) -> Path:
     return Path(data.get("probe", PROBE_FILE))
 
 
+def paired_probe(studies: list[dict[str, Any]]) -> Path:
+    """The one probe file (``check_pairing``) that the ``PROBE_READERS`` of paired studies read; ``PROBE_FILE`` if
+    none of them ran one."""
+    return next((study_probe(s) for s in studies if any(m in s["methods"] for m in PROBE_READERS)), PROBE_FILE)
+
+
 def figure_file(kind: str, tag: str | None) -> str:
     """The study's ``kind`` figure (``strengths``, ``levels``): ``learning_KIND.png``, or ``learning_TAG_KIND.png``."""
     return f"learning_{tag}_{kind}.png" if tag else f"learning_{kind}.png"
@@ -499,7 +505,7 @@ def size_arms(out: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
     for study in studies:
         for name, m in study["methods"].items():
             scores.setdefault(name, {}).update(zip(study["seeds"], m["test_mean_f1"], strict=True))
-    z, runs_of = studies[0]["sizes"], {**search_runs(out, study_probe(studies[0])), **data.get("search_runs", {})}
+    z, runs_of = studies[0]["sizes"], {**search_runs(out, paired_probe(studies)), **data.get("search_runs", {})}
     own = z["members"] * z["rounds"] * z["steps_per_round"]  # a run's own inner steps at their population size
     arms = []
     for theirs, by_seed in scores.items():
@@ -525,7 +531,7 @@ def pinned_search_runs(out: Path, data: dict[str, Any]) -> dict[str, int]:
     """``search_runs`` of the paired studies' methods as the study's first rendering of the pairing counted them (kept
     in ``data``), so that a later run reusing the search does not change a section already published."""
     pinned, studies = data.get("search_runs", {}), [read_study(out, tag) for tag in data["paired_with"]]
-    counts = search_runs(out, study_probe(studies[0]))
+    counts = search_runs(out, paired_probe(studies))
     return {m: pinned.get(m, counts[m]) for study in studies for m in study["methods"]}
 
 

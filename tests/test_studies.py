@@ -733,6 +733,10 @@ def test_a_search_is_shared_only_over_the_runs_that_read_its_probe_file_and_such
         reading(tmp_path, tag, "docs/learning_probe_x.json")
     assert learning.search_runs(tmp_path)["fitted"] == 3  # a's runs only
     assert learning.search_runs(tmp_path, Path("elsewhere/learning_probe_x.json"))["fitted"] == 4  # b's and c's
+    studies = [json.loads((tmp_path / f"learning_{tag}.json").read_text()) for tag in ("a", "b")]
+    constant = {**studies[0], "methods": {"strength+2": studies[0]["methods"]["fitted"]}}  # reads no probe
+    assert learning.paired_probe([constant, studies[1]]) == Path("docs/learning_probe_x.json")
+    assert learning.paired_probe([constant]) == learning.PROBE_FILE == learning.paired_probe(studies)
     size_study(tmp_path, "eq", [0, 1, 2], 4, {"strength+2": with_steps([0.4, 0.5, 0.6], 32)})
     size_study(tmp_path, "a1", [0], 2, {"fitted": with_steps([0.5], 64)})
     size_study(tmp_path, "b2", [1, 2], 2, {"fitted": with_steps([0.5] * 2, 64)})
