@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     check_population(config)
     if len(seeds) != len(set(seeds)):
         raise UserError(f"--seeds repeats a seed: {seeds}")
-    readers = [m for m in args.methods if m in PROBE_READERS]
+    readers = probe_readers(args.methods)
     for seed in seeds if readers else ():  # a probe that is no study file, or trained on a seed, fails before training
         fitted_search(str(args.probe), seed=seed)
     start = time.perf_counter()
@@ -373,10 +373,15 @@ def study_probe(data: dict[str, Any]) -> Path:
     return Path(data.get("probe", PROBE_FILE))
 
 
+def probe_readers(methods: Any) -> list[str]:
+    """The ``PROBE_READERS`` among ``methods`` (names, or a study's ``methods`` dict)."""
+    return [m for m in PROBE_READERS if m in methods]
+
+
 def paired_probe(studies: list[dict[str, Any]]) -> Path:
     """The one probe file (``check_pairing``) that the ``PROBE_READERS`` of paired studies read; ``PROBE_FILE`` if
     none of them ran one."""
-    return next((study_probe(s) for s in studies if any(m in s["methods"] for m in PROBE_READERS)), PROBE_FILE)
+    return next((study_probe(s) for s in studies if probe_readers(s["methods"])), PROBE_FILE)
 
 
 def figure_file(kind: str, tag: str | None) -> str:
@@ -446,7 +451,7 @@ def check_pairing(out: Path, data: dict[str, Any], tags: list[str]) -> list[str]
     for tag in tags:
         other = read_study(out, tag)
         sizes.add(other["sizes"]["members"])
-        if any(m in other["methods"] for m in PROBE_READERS):
+        if probe_readers(other["methods"]):
             probes.add(study_probe(other).name)
         mismatch = [] if other["preset"] == data["preset"] else [f"preset {other['preset']} (here {data['preset']})"]
         if without_members(other["env"]) != without_members(data["env"]):
@@ -657,7 +662,7 @@ def side_report(data: dict[str, Any], tag: str) -> str:
 def probe_source(data: dict[str, Any]) -> str:
     """For a study where ``PROBE_READERS`` ran: the probe study they read (``study_probe``), its seeds and inner steps,
     and the recipe it gives ``fitted``, as edits of ``strength+2``."""
-    readers = [m for m in PROBE_READERS if m in data["methods"]]
+    readers = probe_readers(data["methods"])
     if not readers:
         return ""
     source = study_probe(data)
