@@ -886,17 +886,19 @@ def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
 def strength_schedules(means: dict[str, np.ndarray]) -> str:
     """Bullets for ``strength_means``' methods: the mean strength offset their members took in each round, over
     seeds, so a reader sees the schedule a study's ppo found and the one it replayed; for ``FITTED_CHOOSERS``, also
-    how far it moved from the first four rounds to the last four (mean [95% CI] over seeds)."""
+    how far it moved from the run's first quarter to its last (``fitted_move``)."""
     return "".join(f"- `{m}`'s mean strength offset per round: {', '.join(f'{x:+.2f}' for x in rows[-1])}"
                    + (fitted_move(rows[:-1]) if m in FITTED_CHOOSERS else "") + "\n" for m, rows in means.items())
 
 
 def fitted_move(rows: np.ndarray) -> str:
-    """For one method's offsets per round (seeds x rounds): where +2, ``fitted``'s recipe, lies, and the move from
-    rounds 1-4 to the last four, mean [95% CI] over seeds."""
-    moved = (rows[:, LATE].mean(axis=1) - rows[:, EARLY].mean(axis=1)).tolist()
-    return (f" (+{BASE_OFFSET} is `{FITTED}`'s recipe); rounds 1-4 {rows[:, EARLY].mean():+.2f} -> last four "
-            f"{rows[:, LATE].mean():+.2f} (moved {fmt_mean_ci(moved)})")
+    """For one method's offsets per round (seeds x rounds): where +2, ``fitted``'s recipe, lies, and the move from the
+    run's first quarter of rounds to its last quarter (at least four rounds each, as the studies at 8 and 16 rounds
+    read it), mean [95% CI] over seeds."""
+    n = max(4, rows.shape[1] // 4)
+    early, late = rows[:, :n].mean(axis=1), rows[:, -n:].mean(axis=1)
+    return (f" (+{BASE_OFFSET} is `{FITTED}`'s recipe); rounds 1-{n} {early.mean():+.2f} -> last {n} "
+            f"{late.mean():+.2f} (moved {fmt_mean_ci((late - early).tolist())})")
 
 
 def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:

@@ -776,7 +776,10 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     assert set(means) == {"ppo_fitted"}
     rows = np.array([[2.0] * 4 + [1.0] * 8 + [0.0] * 4, [2.0] * 12 + [1.0] * 4])  # two seeds of 16 rounds
     text = learning.strength_schedules({"ppo_fitted": np.vstack([rows, rows.mean(axis=0)])})
-    assert "(+2 is `fitted`'s recipe); rounds 1-4 +2.00 -> last four +0.50 (moved -1.50 [" in text
+    assert "(+2 is `fitted`'s recipe); rounds 1-4 +2.00 -> last 4 +0.50 (moved -1.50 [" in text
+    rows = np.array([[2.0] * 6 + [1.0] * 12 + [0.0] * 6, [2.0] * 6 + [1.0] * 18])  # 24 rounds: a quarter is six
+    text = learning.strength_schedules({"ppo_fitted": np.vstack([rows, rows.mean(axis=0)])})
+    assert "rounds 1-6 +2.00 -> last 6 +0.50 (moved -1.50 [" in text
     gaps = learning.comparisons(methods)
     assert gaps["best_non_learning"] == "prior_fitted"  # fitted learned across runs: it is no candidate
     assert gaps["ppo_fitted_vs_fitted"]["gaps"] == pytest.approx([2.0, 1.0, 2.0])
