@@ -3,35 +3,37 @@
 ``AGENTS`` maps names to factories ``factory(env, *, seed=0, **options) -> Agent``;
 ``make_agent("fixed:2,2,...", env)`` also parses an argument after the colon.
 
-=================  =====================================================================
-name               agent
-=================  =====================================================================
-ppo                PPO over one magnitude for every op (an offset from the prior's levels), from its prior
-prior              that prior, frozen (ppo's control: exploit only)
-ppo_flat           ppo from a flat prior over the strengths
-prior_flat         that flat prior, frozen (ppo_flat's control)
-ppo_return         ppo crediting each action with its rollout's rewards to the end (gamma = 1; control: prior)
-ppo_grid           ppo_return choosing from best_fixed's four candidates, from a flat prior
-prior_grid         that flat prior, frozen (ppo_grid's control)
-replay:FILE        ppo's per-round strength frequencies from a finished study, replayed without learning
-ppo_families       PPO over one strength offset per op family (geometric, photometric, degradation, occlusion), from +2
-prior_families     that prior, frozen (ppo_families's control)
-ppo_levels, a2c    PPO and A2C over every op's level and the sampling mode, from the per-op prior
-prior_levels       that per-op prior, frozen (ppo_levels's control)
-probe              every op's level uniform for every member every round (the random design fitted learns from)
-fitted:FILE        strength+2 edited by each op's effect, fitted to FILE's probe runs on other seeds
-ppo_fitted:FILE    ppo's one magnitude with fitted's edits kept, from fitted's recipe (learning on top of it)
-prior_fitted:FILE  that prior, frozen (ppo_fitted's control)
-dqn                DQN over the menu of ``envs.MENU``
-pbt                PBT over the levels, no learning (PBA's exploit and explore)
-best_fixed         a grid of constant candidates, one per member, with exploit
-strength_grid      the same over ppo's strength offsets, spread evenly over the menu (selection, no learning)
-random             a uniformly random action every round
-none               no augmentation, uniform sampling
-randaugment        RandAugment(n=2, m=9) through the env's policy override
-trivialaugment     TrivialAugment through the env's policy override
-fixed:L1,...,L16   constant levels in ``OPS`` order (0..4), optionally ``,MODE`` (sampling mode)
-=================  =====================================================================
+=======================  =====================================================================
+name                     agent
+=======================  =====================================================================
+ppo                      PPO over one magnitude for every op (an offset from the prior's levels), from its prior
+prior                    that prior, frozen (ppo's control: exploit only)
+ppo_flat                 ppo from a flat prior over the strengths
+prior_flat               that flat prior, frozen (ppo_flat's control)
+ppo_return               ppo crediting each action with its rollout's rewards to the end (gamma = 1; control: prior)
+ppo_grid                 ppo_return choosing from best_fixed's four candidates, from a flat prior
+prior_grid               that flat prior, frozen (ppo_grid's control)
+replay:FILE              ppo's per-round strength frequencies from a finished study, replayed without learning
+ppo_families             PPO over one strength offset per op family (geometric, photometric, degradation,
+                         occlusion), from +2
+prior_families           that prior, frozen (ppo_families's control)
+ppo_levels, a2c          PPO and A2C over every op's level and the sampling mode, from the per-op prior
+prior_levels             that per-op prior, frozen (ppo_levels's control)
+probe                    every op's level uniform for every member every round (the random design fitted learns from)
+fitted:FILE              strength+2 edited by each op's effect, fitted to FILE's probe runs on other seeds
+ppo_fitted:FILE          ppo's one magnitude with fitted's edits kept, from fitted's recipe (learning on top of it)
+ppo_fitted_often:FILE    ppo_fitted updated every two rounds (12 updates in 24 rounds, not 3)
+prior_fitted:FILE        that prior, frozen (the control of ppo_fitted and ppo_fitted_often)
+dqn                      DQN over the menu of ``envs.MENU``
+pbt                      PBT over the levels, no learning (PBA's exploit and explore)
+best_fixed               a grid of constant candidates, one per member, with exploit
+strength_grid            the same over ppo's strength offsets, spread evenly over the menu (selection, no learning)
+random                   a uniformly random action every round
+none                     no augmentation, uniform sampling
+randaugment              RandAugment(n=2, m=9) through the env's policy override
+trivialaugment           TrivialAugment through the env's policy override
+fixed:L1,...,L16         constant levels in ``OPS`` order (0..4), optionally ``,MODE`` (sampling mode)
+=======================  =====================================================================
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ from agents.sb3 import (
     PPOAgent,
     PPOFamiliesAgent,
     PPOFittedAgent,
+    PPOFittedOftenAgent,
     PPOFlatAgent,
     PPOGridAgent,
     PPOLevelsAgent,
@@ -83,6 +86,7 @@ AGENTS: dict[str, type[Agent]] = {
     "probe": ProbeAgent,
     "fitted": FittedAgent,
     "ppo_fitted": PPOFittedAgent,
+    "ppo_fitted_often": PPOFittedOftenAgent,
     "prior_fitted": FittedPriorAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
@@ -96,7 +100,8 @@ AGENTS: dict[str, type[Agent]] = {
     "fixed": FixedAgent,
 }
 # agents named with an argument: the option it fills
-ARGUMENTS = {"fixed": "levels", **{name: "source" for name in ("replay", "fitted", "ppo_fitted", "prior_fitted")}}
+ARGUMENTS = {"fixed": "levels", **{name: "source" for name in ("replay", "fitted", "ppo_fitted", "ppo_fitted_often",
+                                                                       "prior_fitted")}}
 ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", **{name: "FILE" for name in ARGUMENTS if name != "fixed"}}
 AGENT_FORMS = ", ".join(f"{name}:{ARGUMENT_FORMS[name]}" if name in ARGUMENTS else name for name in AGENTS)
 
@@ -120,7 +125,7 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPriorAgent", "FittedAgent",
            "FittedPriorAgent", "FixedAgent", "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent",
-           "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent", "PPOFlatAgent", "PPOGridAgent",
-           "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "ProbeAgent", "RandAugmentAgent", "RandomAgent",
-           "ReplayAgent", "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent", "agent_class", "make_agent",
-           "run_population"]
+           "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent", "PPOFittedOftenAgent",
+           "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "ProbeAgent",
+           "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent",
+           "agent_class", "make_agent", "run_population"]

@@ -77,6 +77,7 @@ from agents.population import (  # noqa: E402
     family_changes,
     play_method,
     strength_frequencies,
+    strength_index,
     strength_levels,
 )
 from benchmarks.family_bandit import EARLY, LATE  # noqa: E402
@@ -96,12 +97,13 @@ from benchmarks.runs import (  # noqa: E402
     write_json,
 )
 
-LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels", "fitted", "ppo_fitted")
+LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels", "fitted", "ppo_fitted",
+            "ppo_fitted_often")
 # each learner's frozen prior: learning vs selection; fitted learns across runs, and its control is the recipe its
 # learned edits start from
 CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_grid": "prior_grid",
             "ppo_families": "prior_families", "ppo_levels": "prior_levels", "fitted": "strength+2",
-            "ppo_fitted": "prior_fitted"}
+            "ppo_fitted": "prior_fitted", "ppo_fitted_often": "prior_fitted"}
 CONTROL_ROLES = {"fitted": "the recipe its edits start from"}  # what a control is, where it is not a frozen prior
 
 
@@ -129,10 +131,11 @@ REPLAY = "ppo_replay"
 # strength+2 edited by the op effects those runs' rewards show, run on other seeds (agents.fitted)
 FITTED, PROBE_STUDY = "fitted", "probe16"
 PROBE_FILE = DOCS / study_file(PROBE_STUDY)  # the probe runs PROBE_READERS read unless a study names another
-# the methods that read those probe runs (ppo_fitted: ppo started from fitted's recipe; prior_fitted: its frozen prior)
-PROBE_READERS = (FITTED, "ppo_fitted", "prior_fitted")
-# the methods whose members choose an offset of fitted's recipe (agents.fitted.fitted_menu), reported as strengths
-FITTED_CHOOSERS = ("ppo_fitted", "prior_fitted")
+# the methods whose members choose an offset of fitted's recipe (agents.fitted.fitted_menu), reported as strengths:
+# ppo started from fitted's recipe, updated about three times a run or every two rounds, and their frozen prior
+FITTED_CHOOSERS = ("ppo_fitted", "ppo_fitted_often", "prior_fitted")
+# the methods that read those probe runs
+PROBE_READERS = (FITTED, *FITTED_CHOOSERS)
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
 # the learners whose levels are not one strength offset: a side study plots the levels of the first that ran per round
@@ -151,6 +154,7 @@ ONE_CHANGE_PAIRS = (
     ("pbt_tune", "pbt"),  # Ray Tune's PBT cross-checks the in-house one
     ("prior_fitted", "fitted"),  # fitted's recipe drawn with the prior's spread every round, or held
     ("ppo_fitted", "fitted"),  # the spread and the learning on top of it, against the recipe held
+    ("ppo_fitted_often", "ppo_fitted"),  # the update size: every two rounds, or about three times a run
 )
 PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pre-flight target
 # The pre-flight's baseline: the best population of constant recipes that ran, a grid with selection (best_fixed,
@@ -653,7 +657,8 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"(1 in a `--jobs` worker or with `--threads 1`), so its methods pair by seed with another study's "
             f"that ran on {m['cpu']} at that count too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(means) + grid_choices(data) + family_moves(data) + probe_source(data) + probe_fit(data)
+            + strength_schedules(means) + offset_contrast(data) + grid_choices(data) + family_moves(data)
+            + probe_source(data) + probe_fit(data)
             + study_time(data) + strengths_link(means, tag)
             + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else "")
             + (f"\n![op effects]({figure_file('effects', tag)})\n" if data["schedules"].get(PROBE) else ""))
@@ -862,16 +867,21 @@ def grid_choices(data: dict[str, Any]) -> str:
     return "".join(lines)
 
 
+def chooser_menus(data: dict[str, Any]) -> dict[str, dict]:
+    """The strength menus of ``STRENGTH_CHOOSERS`` and ``FITTED_CHOOSERS`` (theirs, as the study's runs built it)."""
+    menus = {m: STRENGTH_MENU for m in STRENGTH_CHOOSERS}
+    if any(data["schedules"].get(m) for m in FITTED_CHOOSERS):
+        recipe = fitted_recipe(read_probe(str(study_probe(data))))
+        menus.update(dict.fromkeys(FITTED_CHOOSERS, fitted_menu(recipe)))
+    return menus
+
+
 def strength_means(data: dict[str, Any]) -> dict[str, np.ndarray]:
     """For ``STRENGTH_CHOOSERS`` and ``FITTED_CHOOSERS`` where they ran, the mean strength offset their members took in
     each round: an array of rounds, then per seed (rows) and their mean (the last row). The prior's centre is 0; for
     ``FITTED_CHOOSERS`` +2 is fitted's recipe."""
-    menus = {m: STRENGTH_MENU for m in STRENGTH_CHOOSERS}
-    if any(data["schedules"].get(m) for m in FITTED_CHOOSERS):  # their menu, as their runs built it
-        recipe = fitted_recipe(read_probe(str(study_probe(data))))
-        menus.update(dict.fromkeys(FITTED_CHOOSERS, fitted_menu(recipe)))
     out = {}
-    for m, menu in menus.items():
+    for m, menu in chooser_menus(data).items():
         runs = data["schedules"].get(m)
         if not runs:
             continue
@@ -899,6 +909,38 @@ def fitted_move(rows: np.ndarray) -> str:
     early, late = rows[:, :n].mean(axis=1), rows[:, -n:].mean(axis=1)
     return (f" (+{BASE_OFFSET} is `{FITTED}`'s recipe); rounds 1-{n} {early.mean():+.2f} -> last {n} "
             f"{late.mean():+.2f} (moved {fmt_mean_ci((late - early).tolist())})")
+
+
+def offset_contrast(data: dict[str, Any]) -> str:
+    """For a study where ``FITTED_CHOOSERS`` ran, a bullet: in every round where some of their members drew offset
+    +1 and others +2 (the recipe), the first group's mean reward minus the second's, mean ± standard error over those
+    rounds, in the whole run and in each half. Members draw their offsets independently of their models, so this
+    estimates what one step down from the recipe does to a round's reward ("" where no round holds both)."""
+    menu = chooser_menus(data).get(FITTED_CHOOSERS[0])
+    offsets = strength_index(menu) if menu else {}
+    down, recipe = STRENGTHS.index(BASE_OFFSET - 1), STRENGTHS.index(BASE_OFFSET)
+    gaps: list[tuple[int, float]] = []  # (round, gap)
+    for m in FITTED_CHOOSERS:
+        for run in data["schedules"].get(m, []):
+            for r, round_ in enumerate(run):
+                chosen = np.array([offsets[tuple(levels)] for levels in round_["levels"]])
+                rewards = np.asarray(round_["rewards"])
+                if (chosen == down).any() and (chosen == recipe).any():
+                    gaps.append((r, rewards[chosen == down].mean() - rewards[chosen == recipe].mean()))
+    if not gaps:
+        return ""
+    rounds, values = np.array(gaps).T
+    half = len(data["schedules"][next(m for m in FITTED_CHOOSERS if data["schedules"].get(m))][0]) // 2
+
+    def part(mask: np.ndarray) -> str:
+        x = values[mask]
+        se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
+        return f"{x.mean():+.2f} ± {se:.2f} ({len(x)} rounds)"
+
+    return (f"- Within-round reward, members at {BASE_OFFSET - 1:+d} minus members at {BASE_OFFSET:+d} (`{FITTED}`'s "
+            f"recipe), {', '.join(m for m in FITTED_CHOOSERS if data['schedules'].get(m))} pooled, mean ± standard "
+            f"error over rounds: all {part(rounds >= 0)}; rounds 1-{half} {part(rounds < half)}; rounds {half + 1}-"
+            f"{2 * half} {part(rounds >= half)}\n")
 
 
 def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:

@@ -8,7 +8,7 @@ import torch
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.data import load
 from adaptive_de.errors import UserError
-from agents import make_agent
+from agents import make_agent, run_population
 from agents.fitted import (
     BASE_OFFSET,
     EDIT_Z,
@@ -19,6 +19,7 @@ from agents.fitted import (
     probe_samples,
 )
 from agents.population import PRIOR_MODE, STRENGTHS, play_method, strength_levels
+from agents.sb3 import PPOFittedOftenAgent
 from envs import PopulationEnv
 from envs.face_parsing import SAMPLING_MODES
 from tests.conftest import PROBE_ROUNDS as ROUNDS
@@ -154,3 +155,21 @@ def test_ppo_fitted_and_its_frozen_prior_start_at_the_fitted_recipe_and_keep_its
     for spec in ("ppo_fitted", "prior_fitted"):
         with pytest.raises(UserError, match="seed 8, this run's own seed"):
             make_agent(f"{spec}:{source}", env, seed=8)
+
+
+def test_ppo_fitted_often_is_ppo_fitted_updated_every_two_rounds(tmp_path):
+    source = write_probe_study(tmp_path / "probe.json", probe_runs(np.zeros(len(OPS)), runs=2, sigma=0.5), [7, 8])
+    twelve = PopulationEnv(preset="smoke", members=2, rounds=12, steps_per_round=1)
+    agents = {spec: make_agent(f"{spec}:{source}", twelve, seed=0) for spec in ("ppo_fitted", "ppo_fitted_often")}
+    often = agents["ppo_fitted_often"]
+    assert often.name == f"ppo_fitted_often:{source}"
+    assert often.search_inner_steps == agents["ppo_fitted"].search_inner_steps
+    obs = torch.as_tensor(twelve.reset(), dtype=torch.float32)
+    starts = [a.model.policy.get_distribution(obs).distribution.probs.detach().numpy() for a in agents.values()]
+    np.testing.assert_array_equal(*starts)  # the same prior over the same menu: only the updates differ
+    updates = {}
+    for spec, agent in agents.items():
+        run_population(agent, twelve)
+        updates[spec] = agent.model._n_updates // agent.model.n_epochs
+    assert updates == {"ppo_fitted": 3, "ppo_fitted_often": 6}
+    assert PPOFittedOftenAgent.defaults(24, 4)["n_steps"] == 2 and PPOFittedOftenAgent.defaults(5, 4)["n_steps"] == 1

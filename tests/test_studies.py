@@ -780,6 +780,14 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     rows = np.array([[2.0] * 6 + [1.0] * 12 + [0.0] * 6, [2.0] * 6 + [1.0] * 18])  # 24 rounds: a quarter is six
     text = learning.strength_schedules({"ppo_fitted": np.vstack([rows, rows.mean(axis=0)])})
     assert "rounds 1-6 +2.00 -> last 6 +0.50 (moved -1.50 [" in text
+    # the within-round contrast of +1 against +2: rounds that hold both, as independent estimates
+    one_down = [{"levels": [items[3], items[4], items[4]], "rewards": [gap, 0.0, -gap]} for gap in (1.0, 3.0)]
+    mixed = {"probe": str(learning.PROBE_FILE), "schedules": {
+        "ppo_fitted": [run + one_down], "ppo_fitted_often": [one_down[::-1] + run], "prior_fitted": []}}
+    text = learning.offset_contrast(mixed)  # rounds 3, 4 (+1.5, +4.5) and 1, 2 (+4.5, +1.5); run's rounds hold no +1
+    assert "members at +1 minus members at +2" in text and "ppo_fitted, ppo_fitted_often pooled" in text
+    assert "all +3.00 ± 0.87 (4 rounds); rounds 1-2 +3.00 ± 1.50 (2 rounds); rounds 3-4 +3.00 ± 1.50 (2 rounds)" in text
+    assert learning.offset_contrast({"probe": str(learning.PROBE_FILE), "schedules": {"ppo_fitted": [run]}}) == ""
     gaps = learning.comparisons(methods)
     assert gaps["best_non_learning"] == "prior_fitted"  # fitted learned across runs: it is no candidate
     assert gaps["ppo_fitted_vs_fitted"]["gaps"] == pytest.approx([2.0, 1.0, 2.0])
