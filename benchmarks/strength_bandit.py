@@ -149,17 +149,24 @@ def report(data: dict[str, Any]) -> str:
             "[95% CI] over runs):\n\n" + "\n".join(rows) + "\n\n![strength bandit](strength_bandit.png)\n")
 
 
-def plot(data: dict[str, Any], out: Path) -> None:
+def plot_offsets(data: dict[str, Any], out: Path, learners: dict[str, str], name: str) -> None:
+    """One panel per scenario: the members' mean offset per round of each of ``learners`` (name -> colour), into
+    ``out``/``name``."""
     fig, axes = plt.subplots(1, len(data["scenarios"]), figsize=(3.6 * len(data["scenarios"]), 3.2), sharey=True)
     rounds = np.arange(1, data["rounds"] + 1)
     for ax, (scenario, rows) in zip(axes, data["results"].items(), strict=True):
-        for learner, colour in zip(LEARNERS, ("C0", "C6"), strict=True):
+        for learner, colour in learners.items():
             ax.plot(rounds, rows[learner]["offset_per_round"], color=colour, marker="o", label=learner)
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set(title=scenario, xlabel="round", ylim=(min(STRENGTHS), max(STRENGTHS)))
+        ax.set(xlabel="round", ylim=(min(STRENGTHS), max(STRENGTHS)))
+        ax.set_title(scenario, fontsize=9)
     axes[0].set_ylabel("members' mean strength offset")
     axes[0].legend(fontsize=8)
-    save_figure(fig, "strength_bandit.png", folder=out)
+    save_figure(fig, name, folder=out)
+
+
+def plot(data: dict[str, Any], out: Path) -> None:
+    plot_offsets(data, out, dict(zip(LEARNERS, ("C0", "C6"), strict=True)), "strength_bandit.png")
 
 
 def bandit_main(argv: list[str] | None, doc: str, *, name: str, runs: int, quick_runs: int,

@@ -22,6 +22,7 @@ from benchmarks import (
     runs,
     strength_bandit,
     train_speed,
+    update_bandit,
 )
 from envs.wrappers import menu_actions
 
@@ -222,6 +223,20 @@ def test_carry_bandit_reports_every_learner_for_every_chain_length(tmp_path):
         assert text.count(f"| {name} | ") == 1 and len(data["results"]["1"][name]) == 2
     carry_bandit.plot(data, tmp_path)
     assert (tmp_path / "carry_bandit.png").stat().st_size > 0
+
+
+def test_update_bandit_plays_each_learner_from_fitted_prior_and_the_often_updated_one_moves_further():
+    means = [-1.0, -1.0, 0.0, 1.0, 0.0]  # one step below the recipe is best, by a point a round
+    chosen = {learner: np.stack([update_bandit.play(learner, means, seed) for seed in range(3)])
+              for learner in update_bandit.LEARNERS}
+    assert all(c.shape == (3, update_bandit.ROUNDS, update_bandit.MEMBERS) for c in chosen.values())
+    plus_one = {learner: (c[:, -6:] == STRENGTHS.index(1)).mean() for learner, c in chosen.items()}
+    assert plus_one["ppo_fitted_often"] > plus_one["ppo_fitted"] > 0.3  # both learn; the prior draws +1 17% of the time
+    data = {"members": 4, "rounds": 24, "sigma": 0.95, "runs": 2, "scenarios": {"s": means}, "results": {"s": {
+        learner: {"offset_per_round": [1.0] * 24, "late_value_per_run": [0.5, 0.7], "late_offset_per_run": [1.0, 1.2]}
+        for learner in update_bandit.LEARNERS}}}
+    assert "| s (-1.00, -1.00, +0.00, +1.00, +0.00) | +1.00 | +0.60 [-0.67, +1.87]; offset +1.10 |" in \
+        update_bandit.report(data)
 
 
 def test_a_side_study_reports_how_far_each_family_moved_from_the_first_four_rounds_to_the_last_four():
