@@ -291,7 +291,8 @@ class PPOFittedOftenAgent(PPOFittedAgent):
     same prior, menu, learning rate and epochs. In ``learner_scratch24`` ``ppo_fitted`` hardly left its prior although
     its members' rewards favoured offset +1 over the recipe's +2 by 0.44 points a round (docs/LEARNING.md); on a
     bandit with those rewards, updating every two rounds moved the policy about twice as far toward +1 by the run's
-    end, and no further from +2 where +2 was best."""
+    end, and no further from +2 where +2 was best. On the task (``learner_often24``) every run instead collapsed
+    onto one offset for all members, likely through the observation's last-levels features, which the bandit lacks."""
 
     agent_name = "ppo_fitted_often"
 
