@@ -916,12 +916,14 @@ def offset_contrast(data: dict[str, Any]) -> str:
     +1 and others +2 (the recipe), the first group's mean reward minus the second's, mean ± standard error over those
     rounds, in the whole run and in each half. Members draw their offsets independently of their models, so this
     estimates what one step down from the recipe does to a round's reward ("" where no round holds both)."""
-    menu = chooser_menus(data).get(FITTED_CHOOSERS[0])
-    offsets = strength_index(menu) if menu else {}
+    ran = [m for m in FITTED_CHOOSERS if data["schedules"].get(m)]
+    if not ran:
+        return ""
+    offsets = strength_index(chooser_menus(data)[ran[0]])
     down, recipe = STRENGTHS.index(BASE_OFFSET - 1), STRENGTHS.index(BASE_OFFSET)
     gaps: list[tuple[int, float]] = []  # (round, gap)
-    for m in FITTED_CHOOSERS:
-        for run in data["schedules"].get(m, []):
+    for m in ran:
+        for run in data["schedules"][m]:
             for r, round_ in enumerate(run):
                 chosen = np.array([offsets[tuple(levels)] for levels in round_["levels"]])
                 rewards = np.asarray(round_["rewards"])
@@ -930,7 +932,7 @@ def offset_contrast(data: dict[str, Any]) -> str:
     if not gaps:
         return ""
     rounds, values = np.array(gaps).T
-    half = len(data["schedules"][next(m for m in FITTED_CHOOSERS if data["schedules"].get(m))][0]) // 2
+    n = len(data["schedules"][ran[0]][0])  # the run's rounds
 
     def part(mask: np.ndarray) -> str:
         x = values[mask]
@@ -938,9 +940,8 @@ def offset_contrast(data: dict[str, Any]) -> str:
         return f"{x.mean():+.2f} ± {se:.2f} ({len(x)} rounds)"
 
     return (f"- Within-round reward, members at {BASE_OFFSET - 1:+d} minus members at {BASE_OFFSET:+d} (`{FITTED}`'s "
-            f"recipe), {', '.join(m for m in FITTED_CHOOSERS if data['schedules'].get(m))} pooled, mean ± standard "
-            f"error over rounds: all {part(rounds >= 0)}; rounds 1-{half} {part(rounds < half)}; rounds {half + 1}-"
-            f"{2 * half} {part(rounds >= half)}\n")
+            f"recipe), {', '.join(ran)} pooled, mean ± standard error over rounds: all {part(rounds >= 0)}; rounds "
+            f"1-{n // 2} {part(rounds < n // 2)}; rounds {n // 2 + 1}-{n} {part(rounds >= n // 2)}\n")
 
 
 def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:
