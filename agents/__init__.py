@@ -23,7 +23,8 @@ probe                    every op's level uniform for every member every round (
 fitted:FILE              strength+2 edited by each op's effect, fitted to FILE's probe runs on other seeds
 ppo_fitted:FILE          ppo's one magnitude with fitted's edits kept, from fitted's recipe (learning on top of it)
 ppo_fitted_often:FILE    ppo_fitted updated every two rounds (12 updates in 24 rounds, not 3)
-prior_fitted:FILE        that prior, frozen (the control of ppo_fitted and ppo_fitted_often)
+ppo_fitted_bandit:FILE   ppo_fitted_often whose policy ignores the observation (one distribution for every member)
+prior_fitted:FILE        that prior, frozen (the control of ppo_fitted, ppo_fitted_often and ppo_fitted_bandit)
 dqn                      DQN over the menu of ``envs.MENU``
 pbt                      PBT over the levels, no learning (PBA's exploit and explore)
 best_fixed               a grid of constant candidates, one per member, with exploit
@@ -62,6 +63,7 @@ from agents.sb3 import (
     PPOAgent,
     PPOFamiliesAgent,
     PPOFittedAgent,
+    PPOFittedBanditAgent,
     PPOFittedOftenAgent,
     PPOFlatAgent,
     PPOGridAgent,
@@ -87,6 +89,7 @@ AGENTS: dict[str, type[Agent]] = {
     "fitted": FittedAgent,
     "ppo_fitted": PPOFittedAgent,
     "ppo_fitted_often": PPOFittedOftenAgent,
+    "ppo_fitted_bandit": PPOFittedBanditAgent,
     "prior_fitted": FittedPriorAgent,
     "a2c": A2CAgent,
     "dqn": DQNAgent,
@@ -101,7 +104,7 @@ AGENTS: dict[str, type[Agent]] = {
 }
 # agents named with an argument: the option it fills
 ARGUMENTS = {"fixed": "levels", **{name: "source" for name in ("replay", "fitted", "ppo_fitted", "ppo_fitted_often",
-                                                                       "prior_fitted")}}
+                                                                       "ppo_fitted_bandit", "prior_fitted")}}
 ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", **{name: "FILE" for name in ARGUMENTS if name != "fixed"}}
 AGENT_FORMS = ", ".join(f"{name}:{ARGUMENT_FORMS[name]}" if name in ARGUMENTS else name for name in AGENTS)
 
@@ -125,7 +128,8 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPriorAgent", "FittedAgent",
            "FittedPriorAgent", "FixedAgent", "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent",
-           "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent", "PPOFittedOftenAgent",
+           "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent", "PPOFittedBanditAgent",
+           "PPOFittedOftenAgent",
            "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "ProbeAgent",
            "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

@@ -74,6 +74,9 @@ class SB3Agent(Agent):
     prior = staticmethod(prior_logits)  # the actor's start: log-probabilities per action dimension
     # a Discrete menu over the env's levels and mode (None: the algorithm acts on them directly)
     menu: ClassVar[Mapping[str, tuple[Mapping[str, int], str]] | None] = None
+    # False: the actor's logits are its biases alone (weights held at zero), a policy over the menu shared by every
+    # member and round, whatever they observe (the critic still reads the observation)
+    reads_observation: ClassVar[bool] = True
 
     def __init__(self, env: VecEnv | gym.Env, *, seed: int = 0, episode_length: int | None = None,
                  device: str = "cpu", **hyperparameters: Any):
@@ -101,13 +104,15 @@ class SB3Agent(Agent):
         return env if self.menu is None else VecMenuWrapper(env, self.menu)
 
     def init_policy(self) -> None:
-        """Start the actor at the prior: zero weights, the prior's log-probabilities as biases."""
+        """Start the actor at the prior: zero weights, the prior's log-probabilities as biases; weights that stay
+        zero (no gradient, so the optimiser skips them) where the policy does not read the observation."""
         if self.prior is None:
             return
         action_net = self.model.policy.action_net
         with torch.no_grad():
             action_net.weight.zero_()
             action_net.bias.copy_(torch.as_tensor(np.concatenate(self.prior()), dtype=action_net.bias.dtype))
+        action_net.weight.requires_grad_(self.reads_observation)
 
     def kl_from_prior(self, observations: np.ndarray) -> tuple[float, float] | None:
         """Mean over ``observations`` of KL(policy || prior) and of the policy's entropy (nats, all dimensions);
@@ -300,6 +305,18 @@ class PPOFittedOftenAgent(PPOFittedAgent):
     def defaults(episode_length: int, n_envs: int) -> dict[str, Any]:
         n_steps = rollout_rounds(episode_length, updates=max(1, episode_length // 2))
         return {**PPOLevelsAgent.defaults(episode_length, n_envs), "n_steps": n_steps, "batch_size": n_steps * n_envs}
+
+
+class PPOFittedBanditAgent(PPOFittedOftenAgent):
+    """``ppo_fitted_bandit:FILE``: ``ppo_fitted_often`` whose policy does not read the observation (its logits are its
+    biases: one distribution over the menu for every member and round), the same prior, menu and updates. In
+    ``learner_often24`` every run of ``ppo_fitted_often`` locked all members onto one offset, onto the recipe in three
+    runs of four, although the rewards favoured the offset below it. On a bandit whose observation carries each
+    member's last levels, as the task's does, ``ppo_fitted_often`` does the same (all members on one offset in most
+    late rounds, even with no effect to find) and this one does not (``benchmarks.context_bandit``)."""
+
+    agent_name = "ppo_fitted_bandit"
+    reads_observation = False
 
 
 class A2CAgent(SB3Agent):

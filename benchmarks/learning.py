@@ -98,12 +98,12 @@ from benchmarks.runs import (  # noqa: E402
 )
 
 LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels", "fitted", "ppo_fitted",
-            "ppo_fitted_often")
+            "ppo_fitted_often", "ppo_fitted_bandit")
 # each learner's frozen prior: learning vs selection; fitted learns across runs, and its control is the recipe its
 # learned edits start from
 CONTROLS = {"ppo": "prior", "ppo_flat": "prior_flat", "ppo_return": "prior", "ppo_grid": "prior_grid",
             "ppo_families": "prior_families", "ppo_levels": "prior_levels", "fitted": "strength+2",
-            "ppo_fitted": "prior_fitted", "ppo_fitted_often": "prior_fitted"}
+            "ppo_fitted": "prior_fitted", "ppo_fitted_often": "prior_fitted", "ppo_fitted_bandit": "prior_fitted"}
 CONTROL_ROLES = {"fitted": "the recipe its edits start from"}  # what a control is, where it is not a frozen prior
 
 
@@ -132,8 +132,9 @@ REPLAY = "ppo_replay"
 FITTED, PROBE_STUDY = "fitted", "probe16"
 PROBE_FILE = DOCS / study_file(PROBE_STUDY)  # the probe runs PROBE_READERS read unless a study names another
 # the methods whose members choose an offset of fitted's recipe (agents.fitted.fitted_menu), reported as strengths:
-# ppo started from fitted's recipe, updated about three times a run or every two rounds, and their frozen prior
-FITTED_CHOOSERS = ("ppo_fitted", "ppo_fitted_often", "prior_fitted")
+# ppo started from fitted's recipe, updated about three times a run or every two rounds (reading the observation or
+# not), and their frozen prior
+FITTED_CHOOSERS = ("ppo_fitted", "ppo_fitted_often", "ppo_fitted_bandit", "prior_fitted")
 # the methods that read those probe runs
 PROBE_READERS = (FITTED, *FITTED_CHOOSERS)
 # the methods whose schedules move over ppo's strength menu
@@ -155,6 +156,7 @@ ONE_CHANGE_PAIRS = (
     ("prior_fitted", "fitted"),  # fitted's recipe drawn with the prior's spread every round, or held
     ("ppo_fitted", "fitted"),  # the spread and the learning on top of it, against the recipe held
     ("ppo_fitted_often", "ppo_fitted"),  # the update size: every two rounds, or about three times a run
+    ("ppo_fitted_bandit", "ppo_fitted_often"),  # the policy's input: none (one distribution), or the observation
 )
 PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pre-flight target
 # The pre-flight's baseline: the best population of constant recipes that ran, a grid with selection (best_fixed,

@@ -19,7 +19,7 @@ from agents.fitted import (
     probe_samples,
 )
 from agents.population import PRIOR_MODE, STRENGTHS, play_method, strength_levels
-from agents.sb3 import PPOFittedOftenAgent
+from agents.sb3 import PPOFittedBanditAgent, PPOFittedOftenAgent
 from envs import PopulationEnv
 from envs.face_parsing import SAMPLING_MODES
 from tests.conftest import PROBE_ROUNDS as ROUNDS
@@ -173,3 +173,28 @@ def test_ppo_fitted_often_is_ppo_fitted_updated_every_two_rounds(tmp_path):
         updates[spec] = agent.model._n_updates // agent.model.n_epochs
     assert updates == {"ppo_fitted": 3, "ppo_fitted_often": 6}
     assert PPOFittedOftenAgent.defaults(24, 4)["n_steps"] == 2 and PPOFittedOftenAgent.defaults(5, 4)["n_steps"] == 1
+
+
+def test_ppo_fitted_bandit_is_ppo_fitted_often_with_one_distribution_whatever_it_observes(tmp_path):
+    source = write_probe_study(tmp_path / "probe.json", probe_runs(np.zeros(len(OPS)), runs=2, sigma=0.5), [7, 8])
+    six = PopulationEnv(preset="smoke", members=2, rounds=6, steps_per_round=1)
+    agents = {spec: make_agent(f"{spec}:{source}", six, seed=0) for spec in ("ppo_fitted_often", "ppo_fitted_bandit")}
+    bandit = agents["ppo_fitted_bandit"]
+    assert bandit.name == f"ppo_fitted_bandit:{source}"
+    assert PPOFittedBanditAgent.defaults(24, 4) == PPOFittedOftenAgent.defaults(24, 4)  # the same updates
+    observations = torch.rand(5, *six.observation_space.shape, generator=torch.Generator().manual_seed(0))
+    probs = {}
+    for spec, agent in agents.items():
+        run_population(agent, six)
+        assert agent.model._n_updates // agent.model.n_epochs == 3
+        probs[spec] = agent.model.policy.get_distribution(observations).distribution.probs.detach().numpy()
+    # both moved off the prior; only the often-updated one reads the observation
+    prior = torch.softmax(torch.as_tensor(fitted_prior_logits()[0]), 0).numpy()
+    assert all(np.abs(p - prior).max() > 1e-3 for p in probs.values())
+    assert np.abs(probs["ppo_fitted_often"] - probs["ppo_fitted_often"][0]).max() > 1e-4
+    np.testing.assert_array_equal(probs["ppo_fitted_bandit"], np.broadcast_to(probs["ppo_fitted_bandit"][0], (5, 5)))
+    assert not bandit.model.policy.action_net.weight.any()  # held at zero, through the save and load too
+    restored = make_agent(f"ppo_fitted_bandit:{source}", six, seed=1)
+    restored.load_state_dict(bandit.state_dict())
+    assert not restored.model.policy.action_net.weight.requires_grad
+    torch.testing.assert_close(restored.model.policy.action_net.bias, bandit.model.policy.action_net.bias)

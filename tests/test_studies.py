@@ -13,6 +13,7 @@ from adaptive_de.errors import UserError
 from agents.population import GRID, STRENGTH_MENU, STRENGTHS
 from benchmarks import (
     carry_bandit,
+    context_bandit,
     default_run,
     family_bandit,
     gpu_report,
@@ -237,6 +238,25 @@ def test_update_bandit_plays_each_learner_from_fitted_prior_and_the_often_update
         for learner in update_bandit.LEARNERS}}}
     assert "| s (-1.00, -1.00, +0.00, +1.00, +0.00) | +1.00 | +0.60 [-0.67, +1.87]; offset +1.10 |" in \
         update_bandit.report(data)
+
+
+def test_context_bandit_shows_members_their_last_action_and_only_the_policy_that_reads_it_locks_them_together():
+    bandit = context_bandit.LastActionBandit([0.0] * len(STRENGTHS), members=3, rounds=2, seed=0)
+    first = bandit.reset()
+    assert first.shape == (3, 18) and not first.any()
+    actions = np.stack(menu_actions(STRENGTH_MENU))[[0, 2, 4]]  # offsets -2, 0, +2
+    second, *_ = bandit.step(actions)
+    np.testing.assert_allclose(second[:, 0], 0.5)  # the progress, as before
+    np.testing.assert_allclose(second[:, 1:-1], actions[:, :-1] / MAX_LEVEL)  # each member's own levels
+    no_effect = [0.0] * len(STRENGTHS)
+    one = {learner: np.mean([(c[-6:] == c[-6:, :1]).all(axis=1).mean()
+                             for c in (context_bandit.play(learner, no_effect, seed) for seed in range(3))])
+           for learner in context_bandit.LEARNERS}
+    assert one["ppo_fitted_often"] > one["ppo_fitted_bandit"] + 0.2  # with nothing to find, it locks the members
+    data = {"members": 4, "rounds": 24, "sigma": 0.95, "runs": 2, "scenarios": {"s": no_effect}, "results": {"s": {
+        learner: {"offset_per_round": [1.0] * 24, "late_value_per_run": [0.0, 0.0], "late_offset_per_run": [1.0, 1.2],
+                  "late_one_offset_per_run": [0.5, 1.0]} for learner in context_bandit.LEARNERS}}}
+    assert "+0.00 [+0.00, +0.00]; offset +1.10; one offset 0.75 |" in context_bandit.report(data)
 
 
 def test_a_side_study_reports_how_far_each_family_moved_from_the_first_four_rounds_to_the_last_four():
