@@ -31,7 +31,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import run_cli
 from agents.population import STRENGTHS
 from agents.sb3 import PPOFittedBanditAgent, PPOFittedOftenAgent, SB3Agent
-from benchmarks.runs import fmt_mean_ci
+from benchmarks import update_bandit
 from benchmarks.strength_bandit import StrengthBandit, bandit_main, plot_offsets
 from benchmarks.update_bandit import LATE, MEMBERS, ROUNDS, SCENARIOS, SIGMA, FromRecipe
 from envs.face_parsing import SAMPLING_MODES
@@ -103,15 +103,12 @@ def measure(runs: int) -> dict[str, Any]:
             "results": results}
 
 
+def late_cell(row: dict[str, Any]) -> str:
+    """``update_bandit.late_cell`` and the share of the last six rounds with all members on one offset."""
+    return f"{update_bandit.late_cell(row)}; one offset {np.mean(row['late_one_offset_per_run']):.2f}"
+
+
 def report(data: dict[str, Any]) -> str:
-    rows = ["| scenario (mean reward per offset -2..+2) | best | " + " | ".join(f"`{m}`" for m in LEARNERS) + " |",
-            "|---|---|" + "---|" * len(LEARNERS)]
-    for scenario, means in data["scenarios"].items():
-        cells = (data["results"][scenario][m] for m in LEARNERS)
-        rows.append(f"| {scenario} ({', '.join(f'{x or 0.0:+.2f}' for x in means)}) | {max(means):+.2f} | "
-                    + " | ".join(f"{fmt_mean_ci(c['late_value_per_run'])}; offset "
-                                 f"{np.mean(c['late_offset_per_run']):+.2f}; one offset "
-                                 f"{np.mean(c['late_one_offset_per_run']):.2f}" for c in cells) + " |")
     return (f"Written by `python -m benchmarks.context_bandit` (docs/context_bandit.json): {data['runs']} runs per "
             f"learner and scenario, {data['members']} members x {data['rounds']} rounds, reward noise "
             f"{data['sigma']} points per member-round, rewards centred within each round, every learner from "
@@ -119,7 +116,7 @@ def report(data: dict[str, Any]) -> str:
             "No task data: this chose `ppo_fitted_bandit` before `learner_bandit24` ran.\n\n"
             "In the last six rounds, the value of the offsets chosen (mean reward over offset 0's; mean [95% CI] over "
             "runs), the members' mean offset, and the share of rounds in which all members chose one offset:\n\n"
-            + "\n".join(rows) + "\n\n![context bandit](context_bandit.png)\n")
+            + update_bandit.late_table(data, LEARNERS, late_cell) + "\n\n![context bandit](context_bandit.png)\n")
 
 
 def plot(data: dict[str, Any], out: Path) -> None:

@@ -20,6 +20,7 @@ runs/update-bandit-quick/; ``--report`` re-renders the plot and section from the
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -72,21 +73,31 @@ def measure(runs: int) -> dict[str, Any]:
             "results": results}
 
 
-def report(data: dict[str, Any]) -> str:
-    rows = ["| scenario (mean reward per offset -2..+2) | best | " + " | ".join(f"`{m}`" for m in LEARNERS) + " |",
-            "|---|---|" + "---|" * len(LEARNERS)]
+def late_cell(row: dict[str, Any]) -> str:
+    """One learner's last six rounds in one scenario: the value chosen (mean [95% CI] over runs) and the offset."""
+    return f"{fmt_mean_ci(row['late_value_per_run'])}; offset {np.mean(row['late_offset_per_run']):+.2f}"
+
+
+def late_table(data: dict[str, Any], learners: Iterable[str], cell: Callable[[dict[str, Any]], str]) -> str:
+    """A markdown table: one row per scenario (its mean rewards and best value), one ``cell`` per learner."""
+    learners = list(learners)
+    rows = ["| scenario (mean reward per offset -2..+2) | best | " + " | ".join(f"`{m}`" for m in learners) + " |",
+            "|---|---|" + "---|" * len(learners)]
     for scenario, means in data["scenarios"].items():
-        cells = (data["results"][scenario][m] for m in LEARNERS)
         rows.append(f"| {scenario} ({', '.join(f'{x or 0.0:+.2f}' for x in means)}) | {max(means):+.2f} | "
-                    + " | ".join(f"{fmt_mean_ci(c['late_value_per_run'])}; offset "
-                                 f"{np.mean(c['late_offset_per_run']):+.2f}" for c in cells) + " |")
+                    + " | ".join(cell(data["results"][scenario][m]) for m in learners) + " |")
+    return "\n".join(rows)
+
+
+def report(data: dict[str, Any]) -> str:
     return (f"Written by `python -m benchmarks.update_bandit` (docs/update_bandit.json): {data['runs']} runs per "
             f"learner and scenario, {data['members']} members x {data['rounds']} rounds, reward noise "
             f"{data['sigma']} points per member-round, rewards centred within each round, both learners from "
             "`ppo_fitted`'s prior (78% at +2). No task data: this chose `ppo_fitted_often`'s update size before "
             "`learner_often24` ran (a prototype gave the numbers its plan cites; this is its committed form).\n\n"
             "In the last six rounds, the value of the offsets chosen (mean reward over offset 0's; mean [95% CI] over "
-            "runs) and the members' mean offset:\n\n" + "\n".join(rows) + "\n\n![update bandit](update_bandit.png)\n")
+            "runs) and the members' mean offset:\n\n" + late_table(data, LEARNERS, late_cell)
+            + "\n\n![update bandit](update_bandit.png)\n")
 
 
 def plot(data: dict[str, Any], out: Path) -> None:

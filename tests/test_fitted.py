@@ -157,10 +157,16 @@ def test_ppo_fitted_and_its_frozen_prior_start_at_the_fitted_recipe_and_keep_its
             make_agent(f"{spec}:{source}", env, seed=8)
 
 
-def test_ppo_fitted_often_is_ppo_fitted_updated_every_two_rounds(tmp_path):
+def fitted_learners(tmp_path, specs: tuple[str, ...], rounds: int):
+    """A probe study on seeds 7 and 8, a 2-member smoke population of ``rounds`` rounds, and each of ``specs`` reading
+    that study, on seed 0."""
     source = write_probe_study(tmp_path / "probe.json", probe_runs(np.zeros(len(OPS)), runs=2, sigma=0.5), [7, 8])
-    twelve = PopulationEnv(preset="smoke", members=2, rounds=12, steps_per_round=1)
-    agents = {spec: make_agent(f"{spec}:{source}", twelve, seed=0) for spec in ("ppo_fitted", "ppo_fitted_often")}
+    env = PopulationEnv(preset="smoke", members=2, rounds=rounds, steps_per_round=1)
+    return source, env, {spec: make_agent(f"{spec}:{source}", env, seed=0) for spec in specs}
+
+
+def test_ppo_fitted_often_is_ppo_fitted_updated_every_two_rounds(tmp_path):
+    source, twelve, agents = fitted_learners(tmp_path, ("ppo_fitted", "ppo_fitted_often"), rounds=12)
     often = agents["ppo_fitted_often"]
     assert often.name == f"ppo_fitted_often:{source}"
     assert often.search_inner_steps == agents["ppo_fitted"].search_inner_steps
@@ -176,9 +182,7 @@ def test_ppo_fitted_often_is_ppo_fitted_updated_every_two_rounds(tmp_path):
 
 
 def test_ppo_fitted_bandit_is_ppo_fitted_often_with_one_distribution_whatever_it_observes(tmp_path):
-    source = write_probe_study(tmp_path / "probe.json", probe_runs(np.zeros(len(OPS)), runs=2, sigma=0.5), [7, 8])
-    six = PopulationEnv(preset="smoke", members=2, rounds=6, steps_per_round=1)
-    agents = {spec: make_agent(f"{spec}:{source}", six, seed=0) for spec in ("ppo_fitted_often", "ppo_fitted_bandit")}
+    source, six, agents = fitted_learners(tmp_path, ("ppo_fitted_often", "ppo_fitted_bandit"), rounds=6)
     bandit = agents["ppo_fitted_bandit"]
     assert bandit.name == f"ppo_fitted_bandit:{source}"
     assert PPOFittedBanditAgent.defaults(24, 4) == PPOFittedOftenAgent.defaults(24, 4)  # the same updates
