@@ -659,7 +659,8 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"(1 in a `--jobs` worker or with `--threads 1`), so its methods pair by seed with another study's "
             f"that ran on {m['cpu']} at that count too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
-            + strength_schedules(means) + offset_contrast(data) + grid_choices(data) + family_moves(data)
+            + strength_schedules(means) + offset_contrast(data) + member_agreement(data) + grid_choices(data)
+            + family_moves(data)
             + probe_source(data) + probe_fit(data)
             + study_time(data) + strengths_link(means, tag)
             + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else "")
@@ -944,6 +945,29 @@ def offset_contrast(data: dict[str, Any]) -> str:
     return (f"- Within-round reward, members at {BASE_OFFSET - 1:+d} minus members at {BASE_OFFSET:+d} (`{FITTED}`'s "
             f"recipe), {', '.join(ran)} pooled, mean ± standard error over rounds: all {part(rounds >= 0)}; rounds "
             f"1-{n // 2} {part(rounds < n // 2)}; rounds {n // 2 + 1}-{n} {part(rounds >= n // 2)}\n")
+
+
+def member_agreement(data: dict[str, Any]) -> str:
+    """For a study where ``FITTED_CHOOSERS`` ran, a bullet per method: the share of the last six rounds in which all
+    its members drew one offset, and per seed the round from which they all kept one offset to the end (with that
+    offset; "never" where the last round's members differ). A learner that locks its members onto one offset stops
+    comparing offsets within a round ("" where none ran)."""
+    lines = []
+    for m in (m for m in FITTED_CHOOSERS if data["schedules"].get(m)):
+        offsets = strength_index(chooser_menus(data)[m])
+        shares, locks = [], []
+        for run in data["schedules"][m]:
+            # per round, the offset every member drew, or None where they differ
+            agreed = [row[0] if len(set(row)) == 1 else None
+                      for row in ([STRENGTHS[offsets[tuple(levels)]] for levels in r["levels"]] for r in run)]
+            shares.append(np.mean([a is not None for a in agreed[-6:]]))
+            start = len(agreed)
+            while agreed[-1] is not None and start > 0 and agreed[start - 1] == agreed[-1]:
+                start -= 1
+            locks.append("never" if agreed[-1] is None else f"{start + 1} ({agreed[-1]:+d})")
+        lines.append(f"- `{m}`, all members on one offset: {np.mean(shares):.2f} of the last six rounds; held to the "
+                     f"end from round (offset), per seed: {', '.join(locks)}\n")
+    return "".join(lines)
 
 
 def strengths_link(means: dict[str, np.ndarray], tag: str | None) -> str:

@@ -823,6 +823,16 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     assert "members at +1 minus members at +2" in text and "ppo_fitted, ppo_fitted_often pooled" in text
     assert "all +3.00 ± 0.87 (4 rounds); rounds 1-2 +3.00 ± 1.50 (2 rounds); rounds 3-4 +3.00 ± 1.50 (2 rounds)" in text
     assert learning.offset_contrast({"probe": str(learning.PROBE_FILE), "schedules": {"ppo_fitted": [run]}}) == ""
+    # whether members agree: run ends with both at +2 and then +2/+0, one_down never agrees, locked holds +2 from 3
+    locked = [{"levels": [items[4], items[2]]}, {"levels": [items[3], items[3]]}] + [{"levels": [items[4]] * 2}] * 6
+    agreement = learning.member_agreement({"probe": str(learning.PROBE_FILE), "schedules": {
+        "ppo_fitted": [run + one_down, locked], "prior_fitted": [one_down + run[::-1]]}})
+    # the shares: 1 of run + one_down's 4 rounds, 6 of locked's last six; (0.25 + 1) / 2 prints as 0.62
+    assert ("- `ppo_fitted`, all members on one offset: 0.62 of the last six rounds; held to the end from round "
+            "(offset), per seed: never, 3 (+2)\n") in agreement
+    assert "- `prior_fitted`, all members on one offset: 0.25 of the last six rounds; held to the end from round " \
+           "(offset), per seed: 4 (+2)\n" in agreement
+    assert learning.member_agreement({"schedules": {"ppo": [run]}}) == ""
     gaps = learning.comparisons(methods)
     assert gaps["best_non_learning"] == "prior_fitted"  # fitted learned across runs: it is no candidate
     assert gaps["ppo_fitted_vs_fitted"]["gaps"] == pytest.approx([2.0, 1.0, 2.0])
