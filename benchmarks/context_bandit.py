@@ -29,11 +29,10 @@ import numpy as np
 
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import run_cli
-from agents.population import STRENGTHS
 from agents.sb3 import PPOFittedBanditAgent, PPOFittedOftenAgent, SB3Agent
 from benchmarks import update_bandit
 from benchmarks.strength_bandit import StrengthBandit, bandit_main, plot_offsets
-from benchmarks.update_bandit import LATE, MEMBERS, ROUNDS, SCENARIOS, SIGMA, FromRecipe
+from benchmarks.update_bandit import LATE, MEMBERS, ROUNDS, SIGMA, FromRecipe
 from envs.face_parsing import SAMPLING_MODES
 
 SECTION = "Reading the observation on a simulated bandit (issue 12 design check)"
@@ -83,24 +82,16 @@ def play(learner: str, means: list[float], seed: int) -> np.ndarray:
     return np.array(bandit.chosen[:ROUNDS])
 
 
+def summary(chosen: np.ndarray, means: list[float]) -> dict[str, Any]:
+    """``update_bandit.late_summary`` and per run the share of the last six rounds with all members on one offset."""
+    late = chosen[:, LATE]
+    return {**update_bandit.late_summary(chosen, means),
+            "late_one_offset_per_run": (late == late[:, :, :1]).all(axis=2).mean(axis=1).tolist()}
+
+
 def measure(runs: int) -> dict[str, Any]:
-    """Every learner's ``runs`` runs per scenario: per round its members' mean offset (over runs), and per run the
-    mean value and offset of what it chose in the last six rounds and the share of those rounds with one offset."""
-    results: dict[str, Any] = {}
-    for scenario, means in SCENARIOS.items():
-        for learner in LEARNERS:
-            chosen = np.stack([play(learner, means, seed) for seed in range(runs)])  # runs x rounds x members
-            offsets = np.asarray(STRENGTHS)[chosen]
-            late = chosen[:, LATE]
-            results.setdefault(scenario, {})[learner] = {
-                "offset_per_round": offsets.mean(axis=(0, 2)).tolist(),
-                "late_value_per_run": np.asarray(means)[late].mean(axis=(1, 2)).tolist(),
-                "late_offset_per_run": offsets[:, LATE].mean(axis=(1, 2)).tolist(),
-                "late_one_offset_per_run": (late == late[:, :, :1]).all(axis=2).mean(axis=1).tolist()}
-            print(f"{scenario}, {learner}: last six rounds value "
-                  f"{np.mean(results[scenario][learner]['late_value_per_run']):+.3f}", flush=True)
-    return {"members": MEMBERS, "rounds": ROUNDS, "sigma": SIGMA, "runs": runs, "scenarios": SCENARIOS,
-            "results": results}
+    """``summary`` of every learner's ``runs`` runs per scenario."""
+    return update_bandit.measure_learners(runs, LEARNERS, play, summary)
 
 
 def late_cell(row: dict[str, Any]) -> str:

@@ -56,21 +56,32 @@ def play(learner: str, means: list[float], seed: int) -> np.ndarray:
     return np.array(bandit.chosen[:ROUNDS])
 
 
-def measure(runs: int) -> dict[str, Any]:
-    """Every learner's ``runs`` runs per scenario: per round its members' mean offset (over runs), and per run the
-    mean value and offset of what it chose in the last six rounds."""
+def late_summary(chosen: np.ndarray, means: list[float]) -> dict[str, Any]:
+    """From one learner's offset indices (runs x rounds x members) in one scenario: per round the members' mean offset
+    (over runs), and per run the mean value and offset of what it chose in the last six rounds."""
+    offsets = np.asarray(STRENGTHS)[chosen]
+    return {"offset_per_round": offsets.mean(axis=(0, 2)).tolist(),
+            "late_value_per_run": np.asarray(means)[chosen][:, LATE].mean(axis=(1, 2)).tolist(),
+            "late_offset_per_run": offsets[:, LATE].mean(axis=(1, 2)).tolist()}
+
+
+def measure_learners(runs: int, learners: Iterable[str], play: Callable[[str, list[float], int], np.ndarray],
+                     summary: Callable[[np.ndarray, list[float]], dict[str, Any]]) -> dict[str, Any]:
+    """Every learner's ``runs`` runs (``play``, seeds 0..runs-1) per scenario, each ``summary``-ised."""
     results: dict[str, Any] = {}
     for scenario, means in SCENARIOS.items():
-        for learner in LEARNERS:
+        for learner in learners:
             chosen = np.stack([play(learner, means, seed) for seed in range(runs)])  # runs x rounds x members
-            offsets = np.asarray(STRENGTHS)[chosen]
-            late = np.asarray(means)[chosen][:, LATE].mean(axis=(1, 2))
-            results.setdefault(scenario, {})[learner] = {
-                "offset_per_round": offsets.mean(axis=(0, 2)).tolist(), "late_value_per_run": late.tolist(),
-                "late_offset_per_run": offsets[:, LATE].mean(axis=(1, 2)).tolist()}
-            print(f"{scenario}, {learner}: last six rounds value {late.mean():+.3f}", flush=True)
+            row = results.setdefault(scenario, {})[learner] = summary(chosen, means)
+            print(f"{scenario}, {learner}: last six rounds value {np.mean(row['late_value_per_run']):+.3f}",
+                  flush=True)
     return {"members": MEMBERS, "rounds": ROUNDS, "sigma": SIGMA, "runs": runs, "scenarios": SCENARIOS,
             "results": results}
+
+
+def measure(runs: int) -> dict[str, Any]:
+    """``late_summary`` of every learner's ``runs`` runs per scenario."""
+    return measure_learners(runs, LEARNERS, play, late_summary)
 
 
 def late_cell(row: dict[str, Any]) -> str:
