@@ -29,6 +29,7 @@ from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
 from agents.baselines import ConstantAgent
 from agents.population import PRIOR_MODE, STRENGTHS, Menu, PriorAgent, peaked_strength_logits, strength_levels
+from envs.population import exploit_pairs
 from envs.wrappers import recipe_action
 
 PROBE = "probe"  # the method whose runs ``fitted`` learns from
@@ -36,15 +37,45 @@ BASE_OFFSET = 2  # the recipe the edits start from: strength+2
 EDIT_Z = 1.96  # an op is edited only where its effect's 95% interval excludes 0
 
 
-def probe_samples(runs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def overwritten(run: list, exploit_every: int, count: int) -> list[set[int]]:
+    """Per round of one stored run (a list of rounds, each with its members' ``rewards``), the members whose model an
+    exploit replaced after that round. The stored rewards are each round's gains less their mean, so their running
+    sums order the members as their reward-subset values did; ``envs.population.exploit_pairs`` is replayed on them,
+    as ``PopulationEnv`` ran it after every ``exploit_every``-th round but the last, replacing ``count`` members."""
+    values = np.zeros(len(run[0]["rewards"]))
+    out: list[set[int]] = []
+    for t, round_ in enumerate(run, start=1):
+        values += round_["rewards"]
+        losers = set()
+        if t < len(run) and t % exploit_every == 0:
+            for loser, donor in exploit_pairs(values, count):
+                values[loser] = values[donor]
+                losers.add(loser)
+        out.append(losers)
+    return out
+
+
+def probe_samples(runs: list, lag: int = 0, exploit: tuple[int, int] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From ``probe``'s schedules (a study file's ``schedules["probe"]``, one list of rounds per run), every
-    member-round's levels (n, len(OPS)), reward (n,) and group (n,): one group per run and round."""
+    member-round's levels (n, len(OPS)), reward (n,) and group (n,): one group per run and round.
+
+    With ``lag`` k > 0 the "reward" of a member's round t is the sum of its rewards in rounds t..t+k: its value's
+    change from before round t to k rounds after it, so a fit on round t's levels measures what that round's choice
+    still does k rounds later (the member's later levels are drawn independently of it). ``exploit`` (the run's
+    ``exploit_every`` and members replaced) is then needed: a member whose model an exploit replaced within those
+    rounds is left out, and rounds without k rounds after them are too."""
+    if lag and exploit is None:
+        raise ValueError("a lagged reward needs the runs' exploit schedule")
     levels, rewards, groups = [], [], []
     for r, run in enumerate(runs):
-        for t, round_ in enumerate(run):
-            levels += round_["levels"]
-            rewards += round_["rewards"]
-            groups += [r * len(run) + t] * len(round_["rewards"])
+        replaced = overwritten(run, *exploit) if lag else [set()] * len(run)
+        for t in range(len(run) - lag):
+            lost = set().union(*replaced[t:t + lag])
+            kept = [i for i in range(len(run[t]["rewards"])) if i not in lost]
+            levels += [run[t]["levels"][i] for i in kept]
+            rewards += [sum(run[t + k]["rewards"][i] for k in range(lag + 1)) for i in kept]
+            groups += [r * len(run) + t] * len(kept)
     return np.asarray(levels, dtype=float), np.asarray(rewards, dtype=float), np.asarray(groups)
 
 

@@ -96,6 +96,7 @@ from benchmarks.runs import (  # noqa: E402
     update_results_section,
     write_json,
 )
+from envs.population import exploit_count  # noqa: E402
 
 LEARNERS = ("ppo", "ppo_flat", "ppo_return", "ppo_grid", "ppo_families", "ppo_levels", "fitted", "ppo_fitted",
             "ppo_fitted_often", "ppo_fitted_bandit")
@@ -914,27 +915,46 @@ def fitted_move(rows: np.ndarray) -> str:
             f"{late.mean():+.2f} (moved {fmt_mean_ci((late - early).tolist())})")
 
 
-def offset_contrast(data: dict[str, Any]) -> str:
-    """For a study where ``FITTED_CHOOSERS`` ran, a bullet: in every round where some of their members drew offset
-    +1 and others +2 (the recipe), the first group's mean reward minus the second's, mean ± standard error over those
-    rounds, in the whole run and in each half. Members draw their offsets independently of their models, so this
-    estimates what one step down from the recipe does to a round's reward ("" where no round holds both)."""
+def study_exploit(data: dict[str, Any]) -> tuple[int, int]:
+    """A study's exploit schedule, rebuilt from its preset and env options: ``exploit_every`` and the members an
+    exploit replaces (``envs.population.exploit_count``), as ``agents.fitted.overwritten`` replays it."""
+    config = EnvConfig.from_preset(data["preset"], **data["env"])
+    return config.exploit_every, exploit_count(config)
+
+
+def offset_gaps(data: dict[str, Any], lag: int = 0) -> list[tuple[int, float]]:
+    """For a study where ``FITTED_CHOOSERS`` ran, every round t (0-based) in which some of their members drew offset
+    +1 and others +2 (the recipe): (t, the first group's mean reward minus the second's). With ``lag`` k > 0 a member's
+    reward is the sum of its rewards in rounds t..t+k (``agents.fitted.probe_samples``' lagged reward), members an
+    exploit replaced within those rounds left out. Members draw their offsets independently of their models, so this
+    estimates what one step down from the recipe does to the value, in its round and k rounds later."""
     ran = [m for m in FITTED_CHOOSERS if data["schedules"].get(m)]
     if not ran:
-        return ""
+        return []
     offsets = strength_index(chooser_menus(data)[ran[0]])
     down, recipe = STRENGTHS.index(BASE_OFFSET - 1), STRENGTHS.index(BASE_OFFSET)
-    gaps: list[tuple[int, float]] = []  # (round, gap)
+    exploit = study_exploit(data) if lag else None
+    gaps: list[tuple[int, float]] = []
     for m in ran:
         for run in data["schedules"][m]:
-            for r, round_ in enumerate(run):
-                chosen = np.array([offsets[tuple(levels)] for levels in round_["levels"]])
-                rewards = np.asarray(round_["rewards"])
-                if (chosen == down).any() and (chosen == recipe).any():
-                    gaps.append((r, rewards[chosen == down].mean() - rewards[chosen == recipe].mean()))
+            levels, rewards, groups = probe_samples([run], lag, exploit)
+            chosen = np.array([offsets[tuple(int(v) for v in row)] for row in levels])
+            for t in np.unique(groups):
+                here = groups == t
+                if (chosen[here] == down).any() and (chosen[here] == recipe).any():
+                    gaps.append((int(t), rewards[here & (chosen == down)].mean()
+                                 - rewards[here & (chosen == recipe)].mean()))
+    return gaps
+
+
+def offset_contrast(data: dict[str, Any]) -> str:
+    """For a study where ``FITTED_CHOOSERS`` ran, a bullet: ``offset_gaps`` in the round itself, mean ± standard error
+    over those rounds, in the whole run and in each half ("" where no round holds both offsets)."""
+    gaps = offset_gaps(data)
     if not gaps:
         return ""
     rounds, values = np.array(gaps).T
+    ran = [m for m in FITTED_CHOOSERS if data["schedules"].get(m)]
     n = len(data["schedules"][ran[0]][0])  # the run's rounds
 
     def part(mask: np.ndarray) -> str:

@@ -69,6 +69,19 @@ from envs.members import InProcess, Member, augment_seed, make_members, round_se
 POINTS = 100.0  # rewards in points of the reward's value (x100), readable beside F1 in %
 
 
+def exploit_count(config: EnvConfig) -> int:
+    """How many members an exploit replaces: ``exploit_fraction`` of the population, at least one."""
+    return max(1, int(config.exploit_fraction * config.members))
+
+
+def exploit_pairs(values: Sequence[float], count: int) -> list[tuple[int, int]]:
+    """PBT truncation selection on the members' reward-subset values: ``(loser, donor)`` pairs, the ``count`` worst
+    members each taking one of the ``count`` best (the worst takes the best); of tied members the later counts as
+    worse. Pure, so an analysis of stored runs can replay it on values rebuilt from their rewards."""
+    order = sorted(range(len(values)), key=lambda i: (values[i], -i))
+    return list(zip(order[:count], reversed(order[-count:]), strict=True))
+
+
 def check_population(config: EnvConfig, val_size: int | None = None) -> None:
     """Raise UserError for sizes a population run cannot use (before any training)."""
     if config.members < 2:
@@ -223,10 +236,8 @@ class PopulationEnv(VecEnv):
 
     def _exploit(self) -> list[int | None]:
         """The worst members take the best members' model, optimiser and sampler state (not their RNGs)."""
-        n = max(1, int(self.config.exploit_fraction * self.num_envs))
-        order = sorted(range(self.num_envs), key=lambda i: (self._values[i], -i))  # worst first; ties: later first
         donors: list[int | None] = [None] * self.num_envs
-        for loser, winner in zip(order[:n], reversed(order[-n:]), strict=True):
+        for loser, winner in exploit_pairs(self._values, exploit_count(self.config)):
             self.members.copy_member(loser, winner)
             self._values[loser], self._scores[loser] = self._values[winner], self._scores[winner]
             donors[loser] = winner

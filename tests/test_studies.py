@@ -823,6 +823,11 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     assert "members at +1 minus members at +2" in text and "ppo_fitted, ppo_fitted_often pooled" in text
     assert "all +3.00 ± 0.87 (4 rounds); rounds 1-2 +3.00 ± 1.50 (2 rounds); rounds 3-4 +3.00 ± 1.50 (2 rounds)" in text
     assert learning.offset_contrast({"probe": str(learning.PROBE_FILE), "schedules": {"ppo_fitted": [run]}}) == ""
+    # one round later: member 0 (+1) gained 1 + 3, members 1 and 2 (+2) 0 + 0 and -1 - 3; with an exploit after round
+    # 1, member 2 (the worst) took member 0's model, so its sum is no longer its own choice's and is left out
+    later = {"probe": str(learning.PROBE_FILE), "preset": "smoke", "schedules": {"ppo_fitted": [one_down]}}
+    assert learning.offset_gaps({**later, "env": {"members": 3, "rounds": 2, "exploit_every": 4}}, lag=1) == [(0, 6.0)]
+    assert learning.offset_gaps({**later, "env": {"members": 3, "rounds": 2, "exploit_every": 1}}, lag=1) == [(0, 4.0)]
     # whether members agree: run ends with both at +2 and then +2/+0, one_down never agrees, locked holds +2 from 3
     locked = [{"levels": [items[4], items[2]]}, {"levels": [items[3], items[3]]}] + [{"levels": [items[4]] * 2}] * 6
     agreement = learning.member_agreement({"probe": str(learning.PROBE_FILE), "schedules": {
