@@ -947,6 +947,13 @@ def offset_gaps(data: dict[str, Any], lag: int = 0) -> list[tuple[int, float]]:
     return gaps
 
 
+def gap_summary(values: Any) -> dict[str, float]:
+    """Mean, standard error (nan for one value) and count of per-round gaps such as ``offset_gaps``'."""
+    x = np.asarray(values, dtype=float)
+    return {"mean": float(x.mean()), "se": float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan"),
+            "rounds": len(x)}
+
+
 def offset_contrast(data: dict[str, Any]) -> str:
     """For a study where ``FITTED_CHOOSERS`` ran, a bullet: ``offset_gaps`` in the round itself, mean ± standard error
     over those rounds, in the whole run and in each half ("" where no round holds both offsets)."""
@@ -958,9 +965,8 @@ def offset_contrast(data: dict[str, Any]) -> str:
     n = len(data["schedules"][ran[0]][0])  # the run's rounds
 
     def part(mask: np.ndarray) -> str:
-        x = values[mask]
-        se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
-        return f"{x.mean():+.2f} ± {se:.2f} ({len(x)} rounds)"
+        row = gap_summary(values[mask])
+        return f"{row['mean']:+.2f} ± {row['se']:.2f} ({row['rounds']} rounds)"
 
     return (f"- Within-round reward, members at {BASE_OFFSET - 1:+d} minus members at {BASE_OFFSET:+d} (`{FITTED}`'s "
             f"recipe), {', '.join(ran)} pooled, mean ± standard error over rounds: all {part(rounds >= 0)}; rounds "

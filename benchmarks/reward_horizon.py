@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -37,7 +36,7 @@ from adaptive_de.augment import OPS  # noqa: E402
 from adaptive_de.errors import UserError, run_cli  # noqa: E402
 from agents.fitted import BASE_OFFSET, op_effects, probe_samples, read_probe  # noqa: E402
 from agents.population import strength_levels  # noqa: E402
-from benchmarks.learning import FITTED_CHOOSERS, offset_gaps, study_exploit  # noqa: E402
+from benchmarks.learning import FITTED_CHOOSERS, gap_summary, offset_gaps, study_exploit  # noqa: E402
 from benchmarks.probe_phases import edits, recipe_list  # noqa: E402
 from benchmarks.runs import DOCS, publish_study, save_figure  # noqa: E402
 
@@ -74,12 +73,6 @@ def probe_horizon(source: str, lags: int) -> dict[str, Any]:
     return {"probe": source, "runs": len(runs), "rounds": len(runs[0]), "lags": fits}
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    """Mean, standard error and count of per-round gaps."""
-    x = np.asarray(values, dtype=float)
-    return {"mean": float(x.mean()), "se": float(x.std(ddof=1) / np.sqrt(len(x))), "rounds": len(x)}
-
-
 def offset_horizon(sources: list[str], lags: int) -> dict[str, Any]:
     """``learning.offset_gaps`` pooled over the studies, per lag, in each half of their runs (which must share one
     length)."""
@@ -92,8 +85,8 @@ def offset_horizon(sources: list[str], lags: int) -> dict[str, Any]:
     rows = []
     for lag in range(lags + 1):
         gaps = [gap for data in studies for gap in offset_gaps(data, lag)]
-        rows.append({"lag": lag, "early": summary([g for t, g in gaps if t < half]),
-                     "late": summary([g for t, g in gaps if t >= half])})
+        rows.append({"lag": lag, "early": gap_summary([g for t, g in gaps if t < half]),
+                     "late": gap_summary([g for t, g in gaps if t >= half])})
     return {"studies": sources, "half": half, "lags": rows}
 
 

@@ -64,8 +64,9 @@ def probe_runs(effects: np.ndarray, runs: int, sigma: float | np.ndarray, seed: 
     return out
 
 
-def write_probe_study(path, runs, seeds, compute=2304):
-    """A study file holding only what ``fitted``'s readers need: the probe's seeds, compute and schedules."""
+def write_probe_study(path, runs, seeds, compute=2304, **fields):
+    """A study file holding only what ``fitted``'s readers need: the probe's seeds, compute and schedules, and any
+    other study ``fields`` (``preset``, ``env``) a reading asks for."""
     path.write_text(json.dumps({"seeds": seeds, "methods": {"probe": {"compute_inner_steps": compute}},
-                                "schedules": {"probe": runs}}))
+                                "schedules": {"probe": runs}, **fields}))
     return str(path)

@@ -75,15 +75,9 @@ def test_a_choice_is_measured_at_each_lag_and_replaced_members_are_left_out():
         probe_samples(runs, 1)
 
 
-def write_study(path, runs) -> str:
-    """A probe study file as ``benchmarks.learning`` writes one, with what the reading needs."""
-    path.write_text(json.dumps({"seeds": [1, 2], "preset": "smoke", "env": {"rounds": ROUNDS, "exploit_every": 2},
-                                "methods": {"probe": {"compute_inner_steps": 100}}, "schedules": {"probe": runs}}))
-    return str(path)
-
-
 def test_the_command_writes_each_lags_effects_and_recipe_and_refuses_bad_input(tmp_path, capsys):
-    source = write_study(tmp_path / "probe.json", lagged_runs(fading_erase(), runs=6, sigma=0.3))
+    source = write_probe_study(tmp_path / "probe.json", lagged_runs(fading_erase(), runs=6, sigma=0.3), [1, 2],
+                               preset="smoke", env={"rounds": ROUNDS, "exploit_every": 2})
     out = tmp_path / "out"
     assert run_cli(reward_horizon.main, ["--probes", source, "--studies", "--lags", "0", "--out", str(out)]) == 2
     assert capsys.readouterr().err == "error: --lags must be at least 1, not 0\n"
