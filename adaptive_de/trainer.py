@@ -138,8 +138,17 @@ class InnerTrainer:
         return self.config.image_size or default_image_size(self.config.model)
 
     def _to_device(self, ds: FaceParsingSet) -> FaceParsingSet:
+        early = None if ds.early is None else self._to_device(ds.early)
         return FaceParsingSet(images=ds.images.to(self.device), labels=ds.labels.to(self.device, torch.uint8),
-                              scheme=ds.scheme, names=ds.names)
+                              scheme=ds.scheme, names=ds.names, early=early, early_until=ds.early_until)
+
+    def train_set(self, step: int) -> FaceParsingSet:
+        """The images training draws from at ``step``: a drifting stream's ``early`` set until its switch, which falls
+        at the same fraction of every run (``FaceParsingSet.early_until``)."""
+        train = self.data["train"]
+        if train.early is not None and step < round(train.early_until * self.config.steps):
+            return train.early
+        return train
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -175,7 +184,7 @@ class InnerTrainer:
         """
         policy = policy or NoAugment(self.scheme)
         sampler = sampler or self.sampler
-        train, c, device = self.data["train"], self.config, self.device
+        c, device = self.config, self.device
         # sums of loss, grad norm and REINFORCE reward, and the first non-finite step (-1: none), on the device
         totals = torch.zeros(4, device=device)
         totals[3].fill_(-1)  # not `totals[3] = -1`: that copies a pageable CPU scalar, and waits for the GPU
@@ -184,6 +193,7 @@ class InnerTrainer:
         for _ in range(steps):
             idx = sampler.draw(c.batch_size, self.sample_generator)
             idx = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
+            train = self.train_set(self.step)
             x, y = policy(train.images[idx], train.labels[idx], generator=self.augment_generator)
             set_lr(self.optimizer, self.lr_at(self.step))
             tuning = self.phase() == "reinforce"

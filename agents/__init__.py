@@ -34,6 +34,7 @@ none                     no augmentation, uniform sampling
 randaugment              RandAugment(n=2, m=9) through the env's policy override
 trivialaugment           TrivialAugment through the env's policy override
 fixed:L1,...,L16         constant levels in ``OPS`` order (0..4), optionally ``,MODE`` (sampling mode)
+switch:R/A/B             ``fixed:A`` for rounds 1..R, then ``fixed:B`` (a two-phase schedule)
 =======================  =====================================================================
 """
 from __future__ import annotations
@@ -42,7 +43,14 @@ from typing import Any
 
 from adaptive_de.errors import UserError
 from agents.base import Agent
-from agents.baselines import FixedAgent, NoneAgent, RandAugmentAgent, RandomAgent, TrivialAugmentAgent
+from agents.baselines import (
+    FixedAgent,
+    NoneAgent,
+    RandAugmentAgent,
+    RandomAgent,
+    SwitchAgent,
+    TrivialAugmentAgent,
+)
 from agents.fitted import FittedAgent, FittedPriorAgent
 from agents.population import (
     FamiliesPriorAgent,
@@ -101,11 +109,14 @@ AGENTS: dict[str, type[Agent]] = {
     "randaugment": RandAugmentAgent,
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
+    "switch": SwitchAgent,
 }
 # agents named with an argument: the option it fills
-ARGUMENTS = {"fixed": "levels", **{name: "source" for name in ("replay", "fitted", "ppo_fitted", "ppo_fitted_often",
-                                                                       "ppo_fitted_bandit", "prior_fitted")}}
-ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", **{name: "FILE" for name in ARGUMENTS if name != "fixed"}}
+ARGUMENTS = {"fixed": "levels", "switch": "schedule",
+             **{name: "source" for name in ("replay", "fitted", "ppo_fitted", "ppo_fitted_often", "ppo_fitted_bandit",
+                                            "prior_fitted")}}
+ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", "switch": "R/A/B",
+                  **{name: "FILE" for name in ARGUMENTS if name not in ("fixed", "switch")}}
 AGENT_FORMS = ", ".join(f"{name}:{ARGUMENT_FORMS[name]}" if name in ARGUMENTS else name for name in AGENTS)
 
 
@@ -131,5 +142,6 @@ __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPr
            "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent", "PPOFittedBanditAgent",
            "PPOFittedOftenAgent",
            "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "ProbeAgent",
-           "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "StrengthGridAgent", "TrivialAugmentAgent",
+           "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "StrengthGridAgent", "SwitchAgent",
+           "TrivialAugmentAgent",
            "agent_class", "make_agent", "run_population"]

@@ -99,3 +99,20 @@ class Agent(ABC):
         if observation.ndim > len(self.observation_space.shape):
             return np.stack([act() for _ in range(len(observation))])
         return act()
+
+
+class RoundAware:
+    """A mixin for agents that act by the round of a population run: ``round`` is the rounds played, read from the
+    population's infos and kept in the agent's state (so a resumed run goes on from the same round)."""
+
+    round: int = 0
+
+    def observe(self, infos: list[dict[str, Any]]) -> None:
+        self.round = int(infos[0]["round"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "round": self.round}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.round = int(state["round"])

@@ -7,7 +7,7 @@ import numpy as np
 
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
-from agents.base import Agent
+from agents.base import Agent, RoundAware
 from agents.population import SeededAgent
 from envs.face_parsing import SAMPLING_MODES
 
@@ -41,6 +41,38 @@ class FixedAgent(ConstantAgent):
     @classmethod
     def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
         parse_fixed(argument or "")
+
+
+class SwitchAgent(RoundAware, ConstantAgent):
+    """``switch:R/A/B``: ``fixed:A`` in rounds 1..R of a population run, then ``fixed:B`` (each in ``fixed:``'s
+    form): a two-phase schedule, such as the recipe that suits a drifting stream (``synth``'s ``wide_until``) on
+    each side of its switch. It reads the round from the population's infos."""
+
+    def __init__(self, env: Any, *, schedule: str, seed: int = 0):
+        switch, before, after = parse_switch(schedule)
+        super().__init__(env, name=f"switch:{schedule}", action=before, seed=seed)
+        self.switch, self.after = switch, after
+        if not self.action_space.contains(after):
+            raise UserError(f"agent {self.name}: action {after.tolist()} is not in {self.action_space}")
+
+    @classmethod
+    def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
+        switch = parse_switch(argument or "")[0]
+        if switch >= rounds:
+            raise UserError(f"switch:{argument} switches after round {switch}, but the run has only {rounds} rounds")
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        action = self._action if self.round < self.switch else self.after
+        return self._batched(observation, action.copy), None
+
+
+def parse_switch(spec: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """``"R/A/B"`` -> (R, A's action, B's action); a malformed spec is a UserError."""
+    parts = spec.split("/")
+    form = f"switch:R/A/B with R >= 1 rounds and A, B in fixed:'s form (L1,...,L{len(OPS)}[,MODE])"
+    if len(parts) != 3 or not parts[0].strip().isdigit() or int(parts[0]) < 1:
+        raise UserError(f"bad switch agent {spec!r}; use {form}")
+    return int(parts[0]), parse_fixed(parts[1]), parse_fixed(parts[2])
 
 
 def parse_fixed(spec: str) -> np.ndarray:

@@ -53,7 +53,7 @@ import numpy as np
 from adaptive_de.augment import MAX_LEVEL, OPS
 from adaptive_de.errors import UserError
 from adaptive_de.presets import EnvConfig
-from agents.base import Agent
+from agents.base import Agent, RoundAware
 from envs.face_parsing import SAMPLING_MODES
 from envs.wrappers import DEGRADATION, GEOMETRIC, PHOTOMETRIC, menu_actions, recipe_action
 
@@ -273,7 +273,7 @@ class ProbeAgent(PriorAgent):
         return np.array([*levels, list(SAMPLING_MODES).index(PRIOR_MODE)], dtype=np.int64)
 
 
-class ReplayAgent(PriorAgent):
+class ReplayAgent(RoundAware, PriorAgent):
     """``replay:FILE``: ``ppo``'s schedule from a finished study, replayed without learning (PBA's schedule transfer).
 
     Each round, every member's strength offset is drawn from the frequencies with which ``ppo`` chose each
@@ -289,7 +289,6 @@ class ReplayAgent(PriorAgent):
         super().__init__(env, seed=seed)
         self.name = f"replay:{source}"  # the spec, as fixed:... names its agent
         self.probabilities = self.checked_table(source, rounds=env.rounds, seed=seed)
-        self.round = 0  # rounds played: the next round's row of ``probabilities``
 
     @classmethod
     def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
@@ -309,15 +308,6 @@ class ReplayAgent(PriorAgent):
         offset = self.rng.choice(len(STRENGTHS), p=self.probabilities[self.round])
         return menu_actions(STRENGTH_MENU)[offset]
 
-    def observe(self, infos: list[dict[str, Any]]) -> None:
-        self.round = int(infos[0]["round"])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "round": self.round}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.round = int(state["round"])
 
 
 def strength_index(menu: Menu = STRENGTH_MENU) -> dict[tuple[int, ...], int]:

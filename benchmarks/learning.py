@@ -13,7 +13,9 @@ reward subset); it is scored once on the test split. So every method spends the 
 
 ``oracle`` (the headroom study's hand-made policy, which knows the test nuisances, for every member)
 is a reference, not a method: the pre-flight asks that it beat ``best_fixed`` by >= 2 points, or
-no agent can show a 1-point gain at these sizes.
+no agent can show a 1-point gain at these sizes. On a drifting stream (``--env data=synth:wide_until=F``) the
+reference is ``oracle_switch``: no augmentation while the training faces are as wide as test's, the oracle's recipe
+from the round they narrow, held against every constant that ran, ``oracle`` and ``none`` included.
 
 Writes ``OUT/learning.json`` (``methods.<name>.test_mean_f1`` and ``test_fp_rate`` per seed,
 ``compute_inner_steps``; ``search_cost_runs`` = a method's inner steps / one member's steps; paired
@@ -165,7 +167,12 @@ PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pr
 # size the oracle is held against the strongest constant measured there, not only against best_fixed's four candidates.
 CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS, FITTED)
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
-METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE)
+# On a drifting stream (synth's wide_until) the oracle is a schedule: no augmentation while the training faces are as
+# wide as test's, the oracle's recipe from the round they narrow. Its pre-flight holds it against every constant that
+# ran, the oracle's recipe and none (each one half of the schedule, held throughout) among them.
+ORACLE_SWITCH = "oracle_switch"
+SWITCH_CONSTANTS = (*CONSTANT_POPULATIONS, ORACLE, "none")
+METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE, ORACLE_SWITCH)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
 # ppo_levels and prior_levels (the per-op learner and its control), ppo_families and prior_families (one offset per op
 # family, and its control), ppo_flat and prior_flat (ppo from a flat prior and its control) and pbt_tune (Ray Tune's
@@ -200,6 +207,8 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
         test = load(population.config.data, "test", size=population.reference.image_size)
         specs = {ORACLE: ORACLE_SPEC, REPLAY: f"replay:{DOCS / study_file(None)}", **STRENGTH_SPECS,
                  **{m: f"{m}:{probe}" for m in PROBE_READERS}}
+        if method == ORACLE_SWITCH:
+            specs[method] = switch_spec(population)
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     row["torch_threads"] = get_num_threads()  # a run's numbers depend on it, so runs pair only at one count
@@ -209,6 +218,18 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
     if path is not None:
         write_json(path.name, result, folder=path.parent)
     return result
+
+
+def switch_spec(population: Any) -> str:
+    """``oracle_switch``'s agent spec for a population on a drifting stream: no augmentation until the round the
+    stream narrows, the oracle's recipe from then on; a UserError where the stream does not drift or narrows within a
+    round."""
+    train, rounds = population.reference.data["train"], population.config.rounds
+    switch = train.early_until * rounds
+    if train.early is None or switch != round(switch):
+        raise UserError(f"{ORACLE_SWITCH} needs a training stream that narrows at the end of a round (synth option "
+                        f"wide_until a multiple of 1/{rounds}), got wide_until={train.early_until}")
+    return f"switch:{round(switch)}/{fixed_spec({}).removeprefix('fixed:')}/{ORACLE_SPEC.removeprefix('fixed:')}"
 
 
 def stored_run(store: Path, method: str, seed: int, probe: Path = PROBE_FILE) -> Path:
@@ -623,7 +644,8 @@ def best_by_mean(names: list[str], methods: dict[str, Any]) -> str:
 
 def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
     """The paired gaps the targets name: ppo vs the best non-learning method and vs its frozen prior; the
-    oracle vs the best of ``CONSTANT_POPULATIONS`` that ran (the pre-flight, against ``best_constant``)."""
+    oracle vs the best of ``CONSTANT_POPULATIONS`` that ran (the pre-flight, against ``best_constant``), or on a
+    drifting stream ``oracle_switch`` vs the best of ``SWITCH_CONSTANTS`` (``oracle`` names which)."""
     present = [m for m in NON_LEARNING if m in methods]
     out: dict[str, Any] = {}
     if present:
@@ -635,10 +657,11 @@ def comparisons(methods: dict[str, Any]) -> dict[str, Any]:
     for learner, control in CONTROLS.items():
         if learner in methods and control in methods:
             out[f"{learner}_vs_{control}"] = paired(methods[learner]["test_mean_f1"], methods[control]["test_mean_f1"])
-    constants = [m for m in CONSTANT_POPULATIONS if m in methods]
-    if ORACLE in methods and constants:
-        out["best_constant"] = best_by_mean(constants, methods)
-        out[PREFLIGHT] = paired(methods[ORACLE]["test_mean_f1"], methods[out["best_constant"]]["test_mean_f1"])
+    oracle, pool = (ORACLE_SWITCH, SWITCH_CONSTANTS) if ORACLE_SWITCH in methods else (ORACLE, CONSTANT_POPULATIONS)
+    constants = [m for m in pool if m in methods]
+    if oracle in methods and constants:
+        out["oracle"], out["best_constant"] = oracle, best_by_mean(constants, methods)
+        out[PREFLIGHT] = paired(methods[oracle]["test_mean_f1"], methods[out["best_constant"]]["test_mean_f1"])
     for a, b in ONE_CHANGE_PAIRS:
         if a in methods and b in methods:
             out[f"{a}_vs_{b}"] = paired(methods[a]["test_mean_f1"], methods[b]["test_mean_f1"])
@@ -659,7 +682,8 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"study of the same sizes and code on the same CPU model at the same torch thread count "
             f"(1 in a `--jobs` worker or with `--threads 1`), so its methods pair by seed with another study's "
             f"that ran on {m['cpu']} at that count too.\n\n" + table(data)
-            + "\n\nPaired gaps (test mean F1), points:\n" + targets(data, preflight=ORACLE in data["methods"]) + gaps
+            + "\n\nPaired gaps (test mean F1), points:\n"
+            + targets(data, preflight=PREFLIGHT in data["comparisons"]) + gaps
             + strength_schedules(means) + offset_contrast(data) + member_agreement(data) + grid_choices(data)
             + family_moves(data)
             + probe_source(data) + probe_fit(data)
@@ -1040,8 +1064,8 @@ def targets(data: dict[str, Any], preflight: bool = True) -> str:
     """A bullet per target with its verdict: the pre-flight (``preflight``; "not measured" without the oracle) and,
     for each learner that ran, its gap to the best non-learning method and to its frozen prior."""
     c, methods = data["comparisons"], data["methods"]
-    lines = [f"- Pre-flight, `oracle` vs the best constant-recipe population `{c.get('best_constant')}` (target >= "
-             f"+2): {verdict(c.get(PREFLIGHT), 2)}\n"] if preflight else []
+    lines = [f"- Pre-flight, `{c.get('oracle', ORACLE)}` vs the best constant-recipe population "
+             f"`{c.get('best_constant')}` (target >= +2): {verdict(c.get(PREFLIGHT), 2)}\n"] if preflight else []
     for learner, control in CONTROLS.items():
         if learner in methods:
             best = c.get("best_non_learning")
@@ -1096,7 +1120,8 @@ def plot_methods(data: dict[str, Any], out: Path) -> None:
         return
     names = [m for m in methods if m != best]
     gaps = [paired(methods[m]["test_mean_f1"], methods[best]["test_mean_f1"]) for m in names]
-    colors = ["tab:green" if m == ORACLE else "tab:blue" if m in LEARNERS else "tab:gray" for m in names]
+    colors = ["tab:green" if m in (ORACLE, ORACLE_SWITCH) else "tab:blue" if m in LEARNERS else "tab:gray"
+              for m in names]
     plot_gaps(names, gaps, colors, f"test mean F1 − {best} (points)", "learning_methods.png", out)
 
 

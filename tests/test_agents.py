@@ -70,6 +70,30 @@ def test_malformed_fixed_agent_is_a_user_error(env, spec):
         make_agent(spec, env)
 
 
+def test_switch_agent_plays_its_first_recipe_until_its_round_then_its_second(env):
+    off = ",".join(["0"] * len(OPS))
+    agent = make_agent(f"switch:2/{FIXED}/{off}", env)
+    obs = env.reset()
+    first = [2] * 5 + [4] + [0] * 10 + [1]
+    assert agent.predict(obs)[0].tolist() == [first] * 3
+    agent.observe([{"round": 1}] * 3)
+    assert agent.predict(obs)[0].tolist() == [first] * 3
+    agent.observe([{"round": 2}] * 3)  # two rounds played: the third is the second recipe's
+    assert agent.predict(obs)[0].tolist() == [[0] * (len(OPS) + 1)] * 3
+    resumed = make_agent(f"switch:2/{FIXED}/{off}", env)
+    resumed.load_state_dict(agent.state_dict())
+    assert resumed.predict(obs)[0].tolist() == [[0] * (len(OPS) + 1)] * 3
+    agent_class("switch:3/x/y")[0].check_spec(f"3/{FIXED}/{off}", rounds=4, seed=0)
+    with pytest.raises(UserError, match="only 4 rounds"):
+        agent_class("switch:4/x/y")[0].check_spec(f"4/{FIXED}/{off}", rounds=4, seed=0)
+
+
+@pytest.mark.parametrize("spec", ["switch:2", "switch:0/{f}/{f}", "switch:x/{f}/{f}", "switch:2/{f}/1,2"])
+def test_malformed_switch_agent_is_a_user_error(env, spec):
+    with pytest.raises(UserError, match="bad (switch|fixed) agent"):
+        make_agent(spec.format(f=FIXED), env)
+
+
 def test_levels_prior_samples_follow_the_per_op_prior(env):
     prior = make_agent("prior_levels", env, seed=0)
     draws = np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)])  # 4500 actions

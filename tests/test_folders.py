@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from adaptive_de.data import FaceParsingFolder, FaceParsingSet, load, open_dataset, synth
 from adaptive_de.data.labels import CELEBAMASK_HQ, LAPA
-from adaptive_de.data.synthetic import render_faces
+from adaptive_de.data.synthetic import nuisances_for, render_faces
 from adaptive_de.errors import UserError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "celebamask-hq-samples"
@@ -74,6 +74,18 @@ def test_synth_spec_is_cached_and_reused(cache, monkeypatch):
         load(f"synth:{TINY},seed=1", "val")
 
 
+def test_a_drifting_synth_stream_shows_its_faces_under_test_nuisances_first(cache):
+    plain = load(f"synth:{TINY}", "train")
+    drift = load(f"synth:{TINY},wide_until=0.5", "train")
+    assert torch.equal(drift.images, plain.images) and plain.early is None and drift.early_until == 0.5
+    images, labels = render_faces(3, size=16, split="train", nuisances=nuisances_for("test"))
+    assert torch.equal(drift.early.images, images) and torch.equal(drift.early.labels, labels)
+    assert not torch.equal(images, plain.images) and drift.early.names == plain.names
+    assert load(f"synth:{TINY},wide_until=0.5", "val").early is None
+    # wide_until only says when to switch: both specs share one cache entry, and the wide faces are rendered once
+    assert sorted(p.name for p in cache.glob("synth-*/*.pt")) == ["train-wide.pt", "train.pt", "val.pt"]
+
+
 def test_synth_size_argument_sets_render_size():
     data = load(f"synth:{TINY}", "train", size=20)
     assert data.images.shape == (3, 3, 20, 20)
@@ -85,6 +97,7 @@ def test_synth_size_argument_sets_render_size():
     ("synth:seed=x", "train", "seed='x'"),
     ("synth:size=8", "train", "size must be at least"),
     ("synth:shift=3", "train", "shift must be in"),
+    ("synth:wide_until=1", "train", "wide_until must be in"),
     ("synth:train=-1", "train", "train count must be >= 0"),
     ("synth:train=0", "train", "no images"),
     ("synth", "holdout", "unknown split 'holdout'"),

@@ -62,3 +62,14 @@ def test_a_probe_that_trained_on_a_study_seed_is_refused_before_any_training(tmp
     assert capsys.readouterr().err == (f"error: the probe runs in {probe} trained on seed 7, this run's own seed: "
                                        "their rewards would leak in\n")
     assert not (tmp_path / "runs").exists()
+
+
+def test_on_a_drifting_stream_the_switch_oracle_trains_no_augmentation_until_the_stream_narrows(tmp_path, monkeypatch):
+    from adaptive_de.augment import OPS
+    from benchmarks.headroom import MATCHED_LEVELS
+
+    monkeypatch.setenv("ADAPTIVE_DE_CACHE", str(tmp_path / "cache"))
+    env = {"data": "synth:train=200,val=50,test=50,wide_until=0.5", "start": "scratch"}  # smoke: 4 rounds
+    schedule = learning.method_task("smoke", env, learning.ORACLE_SWITCH, 5)["row"]["schedule"]
+    matched = [MATCHED_LEVELS.get(op, 0) for op in OPS]
+    assert [r["levels"] for r in schedule] == [[[0] * len(OPS)] * 2] * 2 + [[matched] * 2] * 2

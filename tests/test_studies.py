@@ -67,6 +67,40 @@ def test_comparisons_pick_the_best_non_learning_method_and_the_preflight():
     assert "| 768 |" in row and "+1.00 [" in row and "(per seed: +3.00, -1.00)" in row
 
 
+def test_on_a_drifting_stream_the_preflight_holds_the_switch_against_every_constant_its_halves_included():
+    methods = {"ppo": scores(0.50, 0.44), learning.ORACLE: scores(0.55, 0.53), "none": scores(0.57, 0.52),
+               "strength+2": scores(0.49, 0.48), learning.ORACLE_SWITCH: scores(0.60, 0.58)}
+    c = learning.comparisons(methods)
+    assert (c["oracle"], c["best_constant"]) == (learning.ORACLE_SWITCH, "none")
+    np.testing.assert_allclose(c[learning.PREFLIGHT]["gaps"], [3.0, 6.0], atol=1e-9)
+    assert "`oracle_switch` vs the best constant-recipe population `none`" in learning.targets(
+        {"methods": methods, "comparisons": c})
+    assert c["best_non_learning"] == "none"  # the schedule is a reference, as the oracle is
+
+
+def test_the_switch_oracle_narrows_with_the_stream_and_needs_a_stream_that_drifts_at_a_round_boundary():
+    from types import SimpleNamespace
+
+    from adaptive_de.data import FaceParsingSet
+    from adaptive_de.data.labels import LAPA
+    from agents.baselines import parse_fixed, parse_switch
+    from benchmarks.headroom import MATCHED_LEVELS
+
+    def population(**stream):
+        train = FaceParsingSet(np.zeros(1), np.zeros(1), LAPA, ["0"], **stream)
+        return SimpleNamespace(reference=SimpleNamespace(data={"train": train}), config=SimpleNamespace(rounds=16))
+
+    early = FaceParsingSet(np.zeros(1), np.zeros(1), LAPA, ["0"])
+    switch, before, after = parse_switch(learning.switch_spec(population(early=early, early_until=0.5))
+                                         .removeprefix("switch:"))
+    assert switch == 8 and not before.any()
+    assert np.array_equal(after, parse_fixed(learning.ORACLE_SPEC.removeprefix("fixed:")))
+    assert after[OPS.index("rotate")] == MATCHED_LEVELS["rotate"]
+    for stream in ({}, {"early": early, "early_until": 0.3}):  # no drift; a switch within round 5 (0.3 x 16)
+        with pytest.raises(UserError, match="narrows at the end of a round"):
+            learning.switch_spec(population(**stream))
+
+
 def test_the_preflight_holds_the_oracle_against_the_strongest_constant_population_that_ran():
     methods = {"ppo": scores(0.50, 0.44), "best_fixed": scores(0.47, 0.45), "strength+2": scores(0.49, 0.48),
                "strength_grid": scores(0.48, 0.46), learning.ORACLE: scores(0.52, 0.47), "prior": scores(0.6, 0.6)}

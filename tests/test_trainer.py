@@ -104,13 +104,20 @@ def test_a_non_finite_reward_is_caught_where_it_is_read(data):
         t.evaluate("val")
 
 
-def test_round_matches_a_plain_training_loop(data):
-    """An independent loop (eager AdamW, loss read every step) gives the round's losses, norms and weights."""
+@pytest.mark.parametrize("drift", [False, True])
+def test_round_matches_a_plain_training_loop(data, drift):
+    """An independent loop (eager AdamW, loss read every step) gives the round's losses, norms and weights; on a
+    drifting stream it draws the early set's images for the run's first quarter (3 of its 12 steps)."""
     import copy
+    import dataclasses
 
     import torch.nn.functional as F
 
     from adaptive_de.trainer import normalise, param_groups
+    if drift:  # the same faces, mirrored, until the switch
+        train = data["train"]
+        early = dataclasses.replace(train, images=train.images.flip(-1), labels=train.labels.flip(-1))
+        data = {**data, "train": dataclasses.replace(train, early=early, early_until=0.25)}
     t = make(data)
     model = copy.deepcopy(t.model)
     c = t.config
@@ -122,7 +129,8 @@ def test_round_matches_a_plain_training_loop(data):
         idx = torch.randint(len(data["train"].images), (c.batch_size,), generator=generator)
         for group in opt.param_groups:
             group["lr"] = t.lr_at(step)
-        loss = F.cross_entropy(model(normalise(data["train"].images[idx])), data["train"].labels[idx].long())
+        source = data["train"].early if drift and step < 3 else data["train"]
+        loss = F.cross_entropy(model(normalise(source.images[idx])), source.labels[idx].long())
         opt.zero_grad()
         loss.backward()
         norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)))

@@ -28,6 +28,9 @@ Layouts:
 * ``synth`` — the procedural benchmark, rendered on first use into a cache folder
   (``$ADAPTIVE_DE_CACHE`` or ``~/.cache/adaptive_de``) and reused afterwards. Options: ``size``,
   ``train``, ``val``, ``test`` (face counts), ``seed``, ``shift``, e.g. ``synth:shift=0.5,seed=1``.
+  ``wide_until=F`` (in [0, 1), default 0) makes the train split a stream that drifts: for the first
+  fraction F of every training run's steps its faces come under val/test's nuisances, then under
+  train's own (the same faces, index for index), so the recipe that suits the data changes mid-run.
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ DEFAULT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 LAPA_SPLITS = ("train", "val", "test")
 SYNTH_DEFAULTS: dict[str, int | float] = {"size": 64, "train": 2000, "val": 500, "test": 1000, "seed": 0,
-                                          "shift": 1.0}
+                                          "shift": 1.0, "wide_until": 0.0}
 CELEBA_PARTITION = "list_eval_partition.txt"
 CELEBA_HQ_MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
 _PARTITION_SPLITS = {"0": "train", "1": "val", "2": "test"}
@@ -82,12 +85,18 @@ class FaceParsingSet:
     """A split held in memory: ``images`` uint8 [N,3,H,W], ``labels`` uint8 [N,H,W] class ids of ``scheme``.
 
     ``names`` are the file stems. Indexing gives ``(image, label)``, so it also serves as a Dataset.
+
+    A drifting training stream (``synth``'s ``wide_until``): for the first ``early_until`` fraction of a training
+    run's steps the trainer draws from ``early`` instead, the same N faces, index for index, seen under other
+    nuisances, so a sampler's per-image weights carry across the switch.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     scheme: LabelScheme
     names: list[str]
+    early: FaceParsingSet | None = None
+    early_until: float = 0.0
 
     def __len__(self) -> int:
         return len(self.images)
@@ -506,22 +515,37 @@ def _load_synth(arg: str, split: str, size: int | None) -> FaceParsingSet:
     params = _synth_params(arg, size)
     synth.check_params(size=int(params["size"]), counts={s: int(params[s]) for s in synth.SPLITS},
                        shift=float(params["shift"]))
+    wide_until = float(params.pop("wide_until"))
+    if not 0.0 <= wide_until < 1.0:
+        raise UserError(f"synth option wide_until must be in [0, 1), got {wide_until}")
     _check_split(split, synth.SPLITS, Path("synth"))
     if params[split] == 0:
         raise UserError(f"synth split {split!r} has no images ({split}=0)")
-    # the generator's source is part of the key, so a changed generator never serves stale faces
+    # the generator's source is part of the key, so a changed generator never serves stale faces; wide_until is
+    # not: it only says when the trainer switches between two renderings that do not depend on it
     key = json.dumps({**params, "generator": hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()},
                      sort_keys=True)
-    path = cache_root() / f"synth-{hashlib.sha256(key.encode()).hexdigest()[:16]}" / f"{split}.pt"
+    folder = cache_root() / f"synth-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    render = dict(size=int(params["size"]), seed=int(params["seed"]), split=split, shift=float(params["shift"]))
+    images, labels = _cached(folder / f"{split}.pt", lambda: synth.render_split(int(params[split]), **render))
+    names = [synth.file_stem(i) for i in range(len(images))]
+    if split != "train" or wide_until == 0.0:
+        return FaceParsingSet(images, labels, LAPA, names)
+    wide = synthetic.nuisances_for("test", float(params["shift"]))  # val and test share their ranges
+    early = _cached(folder / "train-wide.pt", lambda: synth.render_split(int(params[split]), **render, nuisances=wide))
+    return FaceParsingSet(images, labels, LAPA, names, early=FaceParsingSet(*early, LAPA, names),
+                          early_until=wide_until)
+
+
+def _cached(path: Path, render: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``render()``'s images and labels, kept in ``path`` after the first call (written whole or not at all)."""
     if path.is_file():
         data = torch.load(path, weights_only=True)
-        images, labels = data["images"], data["labels"]
-    else:
-        images, labels = synth.render_split(int(params[split]), size=int(params["size"]), seed=int(params["seed"]),
-                                            split=split, shift=float(params["shift"]))
-        try:
-            with atomic_path(path) as tmp:
-                torch.save({"images": images, "labels": labels}, tmp)
-        except OSError as e:
-            raise UserError(f"cannot write the data cache {path}: {e.strerror} (set ADAPTIVE_DE_CACHE)") from e
-    return FaceParsingSet(images, labels, LAPA, [synth.file_stem(i) for i in range(len(images))])
+        return data["images"], data["labels"]
+    images, labels = render()
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"images": images, "labels": labels}, tmp)
+    except OSError as e:
+        raise UserError(f"cannot write the data cache {path}: {e.strerror} (set ADAPTIVE_DE_CACHE)") from e
+    return images, labels

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from adaptive_de.data.synthetic import render_faces
+from adaptive_de.data.synthetic import Nuisances, render_faces
 from adaptive_de.errors import CliParser, UserError, run_cli
 
 SPLITS = ("train", "val", "test")
@@ -46,22 +46,25 @@ def check_params(*, size: int, counts: dict[str, int], shift: float) -> None:
         raise UserError(f"shift must be in [0, 1], got {shift}")
 
 
-def render_chunks(n: int, *, size: int, seed: int, split: str, shift: float
+def render_chunks(n: int, *, size: int, seed: int, split: str, shift: float, nuisances: Nuisances | None = None
                   ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """Yield ``(start, images, labels)`` for faces ``0..n-1`` of a split, ``CHUNK`` at a time, with a progress bar."""
+    """Yield ``(start, images, labels)`` for faces ``0..n-1`` of a split, ``CHUNK`` at a time, with a progress bar;
+    ``nuisances`` overrides the split's ranges (``render_faces``)."""
     with tqdm(total=n, desc=f"synth {split}", unit="face", disable=None) as bar:
         for start in range(0, n, CHUNK):
             images, labels = render_faces(min(CHUNK, n - start), size=size, seed=seed, split=split, shift=shift,
-                                          start=start)
+                                          start=start, nuisances=nuisances)
             yield start, images, labels
             bar.update(len(images))
 
 
-def render_split(n: int, *, size: int, seed: int, split: str, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """All ``n`` faces of a split: uint8 images [n,3,size,size] and labels [n,size,size]."""
+def render_split(n: int, *, size: int, seed: int, split: str, shift: float, nuisances: Nuisances | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``n`` faces of a split: uint8 images [n,3,size,size] and labels [n,size,size]; ``nuisances`` overrides
+    the split's ranges."""
     images = torch.empty((n, 3, size, size), dtype=torch.uint8)
     labels = torch.empty((n, size, size), dtype=torch.uint8)
-    for start, im, lb in render_chunks(n, size=size, seed=seed, split=split, shift=shift):
+    for start, im, lb in render_chunks(n, size=size, seed=seed, split=split, shift=shift, nuisances=nuisances):
         images[start:start + len(im)] = im
         labels[start:start + len(lb)] = lb
     return images, labels
