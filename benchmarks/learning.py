@@ -127,6 +127,10 @@ STRENGTH_SPECS = {m: fixed_spec(strength_levels(offset), PRIOR_MODE) for m, offs
 NON_LEARNING = ("prior", "prior_flat", "prior_grid", "prior_families", "prior_levels", "prior_fitted", "pbt",
                 "pbt_tune", "best_fixed", "strength_grid", "trivialaugment", "randaugment", "none", *STRENGTH_SPECS)
 ORACLE = "oracle"
+# On a drifting stream (synth's wide_until) the oracle is a schedule: no augmentation while the training faces are as
+# wide as test's, the oracle's recipe from the round they narrow. Its pre-flight holds it against every constant that
+# ran, the oracle's recipe and none (each one half of the schedule, held throughout) among them.
+ORACLE_SWITCH = "oracle_switch"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
@@ -160,6 +164,8 @@ ONE_CHANGE_PAIRS = (
     ("ppo_fitted", "fitted"),  # the spread and the learning on top of it, against the recipe held
     ("ppo_fitted_often", "ppo_fitted"),  # the update size: every two rounds, or about three times a run
     ("ppo_fitted_bandit", "ppo_fitted_often"),  # the policy's input: none (one distribution), or the observation
+    (ORACLE_SWITCH, ORACLE),  # the drifting stream's schedule, or its late half held from the start
+    (ORACLE_SWITCH, "none"),  # the schedule, or its early half held to the end
 )
 PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pre-flight target
 # The pre-flight's baseline: the best population of constant recipes that ran, a grid with selection (best_fixed,
@@ -167,10 +173,6 @@ PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pr
 # size the oracle is held against the strongest constant measured there, not only against best_fixed's four candidates.
 CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS, FITTED)
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
-# On a drifting stream (synth's wide_until) the oracle is a schedule: no augmentation while the training faces are as
-# wide as test's, the oracle's recipe from the round they narrow. Its pre-flight holds it against every constant that
-# ran, the oracle's recipe and none (each one half of the schedule, held throughout) among them.
-ORACLE_SWITCH = "oracle_switch"
 SWITCH_CONSTANTS = (*CONSTANT_POPULATIONS, ORACLE, "none")
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE, ORACLE_SWITCH)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
