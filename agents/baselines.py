@@ -17,9 +17,13 @@ class ConstantAgent(Agent):
 
     def __init__(self, env: Any, *, name: str, action: np.ndarray, seed: int = 0):
         super().__init__(env, name=name, seed=seed)
+        self._action = self.checked(action)
+
+    def checked(self, action: np.ndarray) -> np.ndarray:
+        """``action``, or a UserError naming it if the env's action space does not hold it."""
         if not self.action_space.contains(action):
-            raise UserError(f"agent {name}: action {action.tolist()} is not in {self.action_space}")
-        self._action = action
+            raise UserError(f"agent {self.name}: action {action.tolist()} is not in {self.action_space}")
+        return action
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self._batched(observation, self._action.copy), None
@@ -51,9 +55,7 @@ class SwitchAgent(RoundAware, ConstantAgent):
     def __init__(self, env: Any, *, schedule: str, seed: int = 0):
         switch, before, after = parse_switch(schedule)
         super().__init__(env, name=f"switch:{schedule}", action=before, seed=seed)
-        self.switch, self.after = switch, after
-        if not self.action_space.contains(after):
-            raise UserError(f"agent {self.name}: action {after.tolist()} is not in {self.action_space}")
+        self.switch, self.after = switch, self.checked(after)
 
     @classmethod
     def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:

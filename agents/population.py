@@ -309,7 +309,6 @@ class ReplayAgent(RoundAware, PriorAgent):
         return menu_actions(STRENGTH_MENU)[offset]
 
 
-
 def strength_index(menu: Menu = STRENGTH_MENU) -> dict[tuple[int, ...], int]:
     """Each item's levels (in OPS order) -> its offset's index in STRENGTHS, for a menu of one item per offset in
     STRENGTHS order (``STRENGTH_MENU``, or ``agents.fitted.fitted_menu``'s)."""
