@@ -35,6 +35,7 @@ randaugment              RandAugment(n=2, m=9) through the env's policy override
 trivialaugment           TrivialAugment through the env's policy override
 fixed:L1,...,L16         constant levels in ``OPS`` order (0..4), optionally ``,MODE`` (sampling mode)
 switch:R/A/B             ``fixed:A`` for rounds 1..R, then ``fixed:B`` (a two-phase schedule)
+mix:A/B                  ``fixed:A`` or ``fixed:B``, drawn for every member every round (a random design over two)
 =======================  =====================================================================
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ from adaptive_de.errors import UserError
 from agents.base import Agent
 from agents.baselines import (
     FixedAgent,
+    MixAgent,
     NoneAgent,
     RandAugmentAgent,
     RandomAgent,
@@ -110,13 +112,14 @@ AGENTS: dict[str, type[Agent]] = {
     "trivialaugment": TrivialAugmentAgent,
     "fixed": FixedAgent,
     "switch": SwitchAgent,
+    "mix": MixAgent,
 }
 # agents named with an argument: the option it fills
-ARGUMENTS = {"fixed": "levels", "switch": "schedule",
+ARGUMENTS = {"fixed": "levels", "switch": "schedule", "mix": "recipes",
              **{name: "source" for name in ("replay", "fitted", "ppo_fitted", "ppo_fitted_often", "ppo_fitted_bandit",
                                             "prior_fitted")}}
-ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", "switch": "R/A/B",
-                  **{name: "FILE" for name in ARGUMENTS if name not in ("fixed", "switch")}}
+ARGUMENT_FORMS = {"fixed": "L1,...,L16[,MODE]", "switch": "R/A/B", "mix": "A/B",
+                  **{name: "FILE" for name in ARGUMENTS if name not in ("fixed", "switch", "mix")}}
 AGENT_FORMS = ", ".join(f"{name}:{ARGUMENT_FORMS[name]}" if name in ARGUMENTS else name for name in AGENTS)
 
 
@@ -139,8 +142,8 @@ def make_agent(spec: str, env: Any, *, seed: int = 0, **options: Any) -> Agent:
 
 __all__ = ["AGENTS", "AGENT_FORMS", "A2CAgent", "Agent", "DQNAgent", "FamiliesPriorAgent", "FittedAgent",
            "FittedPriorAgent", "FixedAgent", "FlatPriorAgent", "GridAgent", "GridPriorAgent", "LevelsPriorAgent",
-           "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent", "PPOFittedBanditAgent",
-           "PPOFittedOftenAgent",
+           "MixAgent", "NoneAgent", "PBTAgent", "PPOAgent", "PPOFamiliesAgent", "PPOFittedAgent",
+           "PPOFittedBanditAgent", "PPOFittedOftenAgent",
            "PPOFlatAgent", "PPOGridAgent", "PPOLevelsAgent", "PPOReturnAgent", "PriorAgent", "ProbeAgent",
            "RandAugmentAgent", "RandomAgent", "ReplayAgent", "SB3Agent", "StrengthGridAgent", "SwitchAgent",
            "TrivialAugmentAgent",

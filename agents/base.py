@@ -93,6 +93,12 @@ class Agent(ABC):
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise UserError(f"{path} is not a saved {self.name} agent ({type(e).__name__}: {e})") from None
 
+    def checked(self, action: np.ndarray) -> np.ndarray:
+        """``action``, or a UserError naming it if the env's action space does not hold it."""
+        if not self.action_space.contains(action):
+            raise UserError(f"agent {self.name}: action {action.tolist()} is not in {self.action_space}")
+        return action
+
     def _batched(self, observation: np.ndarray, act) -> np.ndarray:
         """Call ``act()`` once per observation of a batch, or once for a single observation."""
         observation = np.asarray(observation)

@@ -19,12 +19,6 @@ class ConstantAgent(Agent):
         super().__init__(env, name=name, seed=seed)
         self._action = self.checked(action)
 
-    def checked(self, action: np.ndarray) -> np.ndarray:
-        """``action``, or a UserError naming it if the env's action space does not hold it."""
-        if not self.action_space.contains(action):
-            raise UserError(f"agent {self.name}: action {action.tolist()} is not in {self.action_space}")
-        return action
-
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self._batched(observation, self._action.copy), None
 
@@ -75,6 +69,32 @@ def parse_switch(spec: str) -> tuple[int, np.ndarray, np.ndarray]:
     if len(parts) != 3 or not parts[0].strip().isdigit() or int(parts[0]) < 1:
         raise UserError(f"bad switch agent {spec!r}; use {form}")
     return int(parts[0]), parse_fixed(parts[1]), parse_fixed(parts[2])
+
+
+class MixAgent(SeededAgent):
+    """``mix:A/B``: every member draws ``fixed:A`` or ``fixed:B`` (each in ``fixed:``'s form) with probability 1/2
+    every round, from the agent's own generator. A random design over two recipes: the members are assigned
+    independently of their models, so the gap between the two groups' rewards in one round is what the round reward
+    says of the recipes, the signal a learner choosing between them would follow."""
+
+    def __init__(self, env: Any, *, recipes: str, seed: int = 0):
+        super().__init__(env, name=f"mix:{recipes}", seed=seed)
+        self.recipes = [self.checked(action) for action in parse_mix(recipes)]
+
+    @classmethod
+    def check_spec(cls, argument: str | None, *, rounds: int, seed: int) -> None:
+        parse_mix(argument or "")
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self._batched(observation, lambda: self.recipes[self.rng.integers(2)].copy()), None
+
+
+def parse_mix(spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """``"A/B"`` -> (A's action, B's action); a malformed spec is a UserError."""
+    parts = spec.split("/")
+    if len(parts) != 2:
+        raise UserError(f"bad mix agent {spec!r}; use mix:A/B with A, B in fixed:'s form (L1,...,L{len(OPS)}[,MODE])")
+    return parse_fixed(parts[0]), parse_fixed(parts[1])
 
 
 def parse_fixed(spec: str) -> np.ndarray:

@@ -39,6 +39,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,10 @@ ORACLE = "oracle"
 # wide as test's, the oracle's recipe from the round they narrow. Its pre-flight holds it against every constant that
 # ran, the oracle's recipe and none (each one half of the schedule, held throughout) among them.
 ORACLE_SWITCH = "oracle_switch"
+# A diagnostic, in no comparison: every member draws fitted's recipe (from the study's probe runs) or the oracle's, at
+# random, every round, so the two groups' rewards within a round show which recipe the round reward favours, the
+# signal a learner choosing between them would follow, beside their final scores as constant populations.
+ORACLE_MIX = "oracle_mix"
 # ppo's schedule from the main study (seeds 0-7), replayed without learning on other seeds: ppo vs it is the
 # in-run learning beyond the schedule ppo tends to find; run on request, on seeds outside the main study's
 REPLAY = "ppo_replay"
@@ -174,7 +179,7 @@ PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pr
 CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS, FITTED)
 ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
 SWITCH_CONSTANTS = (*CONSTANT_POPULATIONS, ORACLE, "none")
-METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE, ORACLE_SWITCH)
+METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE, ORACLE_SWITCH, ORACLE_MIX)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
 # ppo_levels and prior_levels (the per-op learner and its control), ppo_families and prior_families (one offset per op
 # family, and its control), ppo_flat and prior_flat (ppo from a flat prior and its control) and pbt_tune (Ray Tune's
@@ -211,6 +216,8 @@ def method_task(preset: str, env: dict[str, Any], method: str, seed: int,
                  **{m: f"{m}:{probe}" for m in PROBE_READERS}}
         if method == ORACLE_SWITCH:
             specs[method] = switch_spec(population)
+        if method == ORACLE_MIX:
+            specs[method] = mix_spec(probe, seed)
         agent = make_agent(specs.get(method, method), population, seed=seed)
         row = play_method(population, agent, test)
     row["torch_threads"] = get_num_threads()  # a run's numbers depend on it, so runs pair only at one count
@@ -234,10 +241,17 @@ def switch_spec(population: Any) -> str:
     return f"switch:{round(switch)}/{fixed_spec({}).removeprefix('fixed:')}/{ORACLE_SPEC.removeprefix('fixed:')}"
 
 
+def mix_spec(probe: Path, seed: int) -> str:
+    """``oracle_mix``'s agent spec: ``fitted``'s recipe from the probe runs in ``probe`` or the oracle's, drawn for
+    every member every round."""
+    fitted = fixed_spec(fitted_search(str(probe), seed=seed)[0], PRIOR_MODE)
+    return f"mix:{fitted.removeprefix('fixed:')}/{ORACLE_SPEC.removeprefix('fixed:')}"
+
+
 def stored_run(store: Path, method: str, seed: int, probe: Path = PROBE_FILE) -> Path:
-    """Where a study's store keeps one finished run; a ``PROBE_READERS`` run is named by its probe file too, so runs
-    that read different probes never stand in for each other."""
-    name = f"{method}@{probe.stem}" if method in PROBE_READERS else method
+    """Where a study's store keeps one finished run; a run that reads the probe (``PROBE_READERS``, ``ORACLE_MIX``) is
+    named by its probe file too, so runs that read different probes never stand in for each other."""
+    name = f"{method}@{probe.stem}" if method in (*PROBE_READERS, ORACLE_MIX) else method
     return store / f"{name}-seed{seed}.json"
 
 
@@ -305,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     check_population(config)
     if len(seeds) != len(set(seeds)):
         raise UserError(f"--seeds repeats a seed: {seeds}")
-    readers = probe_readers(args.methods)
+    readers = probe_readers(args.methods) + [m for m in args.methods if m == ORACLE_MIX]
     for seed in seeds if readers else ():  # a probe that is no study file, or trained on a seed, fails before training
         fitted_search(str(args.probe), seed=seed)
     start = time.perf_counter()
@@ -686,8 +700,8 @@ def side_report(data: dict[str, Any], tag: str) -> str:
             f"that ran on {m['cpu']} at that count too.\n\n" + table(data)
             + "\n\nPaired gaps (test mean F1), points:\n"
             + targets(data, preflight=PREFLIGHT in data["comparisons"]) + gaps
-            + strength_schedules(means) + offset_contrast(data) + member_agreement(data) + grid_choices(data)
-            + family_moves(data)
+            + strength_schedules(means) + offset_contrast(data) + mix_contrast(data) + member_agreement(data)
+            + grid_choices(data) + family_moves(data)
             + probe_source(data) + probe_fit(data)
             + study_time(data) + strengths_link(means, tag)
             + (f"\n![levels]({figure_file('levels', tag)})\n" if per_op_learner(data) else "")
@@ -948,29 +962,37 @@ def study_exploit(data: dict[str, Any]) -> tuple[int, int]:
     return config.exploit_every, exploit_count(config)
 
 
+def group_gaps(runs: list, label: Callable[[tuple[int, ...]], Any], first: Any, second: Any, lag: int = 0,
+               exploit: tuple[int, int] | None = None) -> list[tuple[int, float]]:
+    """For runs whose members chose independently of their models, every round t (0-based) in which some members'
+    levels ``label`` as ``first`` and others as ``second``: (t, the first group's mean reward minus the second's). With
+    ``lag`` k > 0 a member's reward is the sum of its rewards in rounds t..t+k (``agents.fitted.probe_samples``' lagged
+    reward, which needs the runs' ``exploit`` schedule and leaves out members an exploit replaced within those rounds).
+    """
+    gaps: list[tuple[int, float]] = []
+    for run in runs:
+        levels, rewards, groups = probe_samples([run], lag, exploit)
+        chosen = np.array([label(tuple(int(v) for v in row)) for row in levels], dtype=object)
+        for t in np.unique(groups):
+            here = groups == t
+            if (chosen[here] == first).any() and (chosen[here] == second).any():
+                gaps.append((int(t), rewards[here & (chosen == first)].mean()
+                             - rewards[here & (chosen == second)].mean()))
+    return gaps
+
+
 def offset_gaps(data: dict[str, Any], lag: int = 0) -> list[tuple[int, float]]:
-    """For a study where ``FITTED_CHOOSERS`` ran, every round t (0-based) in which some of their members drew offset
-    +1 and others +2 (the recipe): (t, the first group's mean reward minus the second's). With ``lag`` k > 0 a member's
-    reward is the sum of its rewards in rounds t..t+k (``agents.fitted.probe_samples``' lagged reward), members an
-    exploit replaced within those rounds left out. Members draw their offsets independently of their models, so this
-    estimates what one step down from the recipe does to the value, in its round and k rounds later."""
+    """For a study where ``FITTED_CHOOSERS`` ran, ``group_gaps`` of members that drew offset +1 against members at +2
+    (the recipe), in their round and ``lag`` rounds later. Members draw their offsets independently of their models,
+    so this estimates what one step down from the recipe does to the value."""
     ran = [m for m in FITTED_CHOOSERS if data["schedules"].get(m)]
     if not ran:
         return []
     offsets = strength_index(chooser_menus(data)[ran[0]])
     down, recipe = STRENGTHS.index(BASE_OFFSET - 1), STRENGTHS.index(BASE_OFFSET)
     exploit = study_exploit(data) if lag else None
-    gaps: list[tuple[int, float]] = []
-    for m in ran:
-        for run in data["schedules"][m]:
-            levels, rewards, groups = probe_samples([run], lag, exploit)
-            chosen = np.array([offsets[tuple(int(v) for v in row)] for row in levels])
-            for t in np.unique(groups):
-                here = groups == t
-                if (chosen[here] == down).any() and (chosen[here] == recipe).any():
-                    gaps.append((int(t), rewards[here & (chosen == down)].mean()
-                                 - rewards[here & (chosen == recipe)].mean()))
-    return gaps
+    return [gap for m in ran
+            for gap in group_gaps(data["schedules"][m], offsets.__getitem__, down, recipe, lag, exploit)]
 
 
 def gap_summary(values: Any) -> dict[str, float]:
@@ -980,23 +1002,50 @@ def gap_summary(values: Any) -> dict[str, float]:
             "rounds": len(x)}
 
 
+def halves_text(gaps: list[tuple[int, float]], rounds: int) -> str:
+    """Per-round gaps (``group_gaps``') as "all ...; rounds 1-h ...; rounds h+1-n ...", each mean ± standard error
+    over its rounds, for runs of ``rounds`` rounds."""
+    at, values = np.array(gaps).T
+    half = rounds // 2
+
+    def part(mask: np.ndarray) -> str:
+        row = gap_summary(values[mask])
+        return f"{row['mean']:+.2f} ± {row['se']:.2f} ({row['rounds']} rounds)"
+
+    return f"all {part(at >= 0)}; rounds 1-{half} {part(at < half)}; rounds {half + 1}-{rounds} {part(at >= half)}"
+
+
 def offset_contrast(data: dict[str, Any]) -> str:
     """For a study where ``FITTED_CHOOSERS`` ran, a bullet: ``offset_gaps`` in the round itself, mean ± standard error
     over those rounds, in the whole run and in each half ("" where no round holds both offsets)."""
     gaps = offset_gaps(data)
     if not gaps:
         return ""
-    rounds, values = np.array(gaps).T
     ran = [m for m in FITTED_CHOOSERS if data["schedules"].get(m)]
     n = len(data["schedules"][ran[0]][0])  # the run's rounds
-
-    def part(mask: np.ndarray) -> str:
-        row = gap_summary(values[mask])
-        return f"{row['mean']:+.2f} ± {row['se']:.2f} ({row['rounds']} rounds)"
-
     return (f"- Within-round reward, members at {BASE_OFFSET - 1:+d} minus members at {BASE_OFFSET:+d} (`{FITTED}`'s "
-            f"recipe), {', '.join(ran)} pooled, mean ± standard error over rounds: all {part(rounds >= 0)}; rounds "
-            f"1-{n // 2} {part(rounds < n // 2)}; rounds {n // 2 + 1}-{n} {part(rounds >= n // 2)}\n")
+            f"recipe), {', '.join(ran)} pooled, mean ± standard error over rounds: {halves_text(gaps, n)}\n")
+
+
+def mix_gaps(data: dict[str, Any], lag: int = 0) -> list[tuple[int, float]]:
+    """For a study where ``ORACLE_MIX`` ran, ``group_gaps`` of its members on the oracle's recipe against those on
+    ``fitted``'s, in their round and ``lag`` rounds later."""
+    oracle = tuple(MATCHED_LEVELS.get(op, 0) for op in OPS)  # as ORACLE_SPEC sets them
+    return group_gaps(data["schedules"].get(ORACLE_MIX, []), oracle.__eq__, True, False, lag,
+                      study_exploit(data) if lag else None)
+
+
+def mix_contrast(data: dict[str, Any], lags: int = 2) -> str:
+    """For a study where ``ORACLE_MIX`` ran, a bullet: ``mix_gaps`` at lags 0..``lags``, each in the whole run and in
+    each half ("" where it did not run)."""
+    if not data["schedules"].get(ORACLE_MIX):
+        return ""
+    n = len(data["schedules"][ORACLE_MIX][0])
+    lines = [f"  - {'in the round itself' if lag == 0 else f'summed over the round and the next {lag}'}: "
+             f"{halves_text(mix_gaps(data, lag), n)}" for lag in range(lags + 1)]
+    return (f"- Within-round reward of `{ORACLE_MIX}`'s members (each drew the oracle's recipe or `{FITTED}`'s every "
+            "round), the oracle's minus `fitted`'s, mean ± standard error over rounds (later rounds leave out members "
+            "an exploit replaced):\n" + "\n".join(lines) + "\n")
 
 
 def member_agreement(data: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """Does the best recipe change within a run? The ``probe`` runs' op effects, fitted per phase of the run.
 
-    python -m benchmarks.probe_phases [--probe FILE] [--phases 2] [--report]
+    python -m benchmarks.probe_phases [--probe FILE] [--phases 2] [--tag T] [--report]
 
 ``fitted`` (``agents.fitted``) trains one recipe for the whole run, edited by op effects fitted to every round of four
 ``probe`` runs. A learner inside the run could beat every constant recipe only where the best recipe moves during
@@ -22,7 +22,8 @@ samples weighted by the inverse of that round's residual variance) to check that
 on the classical fit's equal-noise assumption.
 
 Writes docs/probe_phases.json, docs/probe_phases.png and a RESULTS.md section (``--report`` re-renders them from the
-JSON). A reading of finished runs: nothing is trained.
+JSON); ``--tag T`` keeps another probe study's reading apart (``probe_phases_T.json``, its plot and section). A reading
+of finished runs: nothing is trained.
 """
 from __future__ import annotations
 
@@ -49,11 +50,15 @@ from agents.fitted import (  # noqa: E402
     within_groups,
 )
 from benchmarks.learning import PROBE_FILE  # noqa: E402
-from benchmarks.runs import DOCS, fmt_mean_ci, publish_study, save_figure  # noqa: E402
+from benchmarks.runs import DOCS, fmt_mean_ci, publish_study, save_figure, tagged_files  # noqa: E402
 
-NAME = "probe_phases.json"
 SECTION = "Does the best recipe change within a run? The probe runs' op effects per phase (issue 12 reading)"
 SCALE_ITERATIONS = 200  # alternating least squares for the one-direction fit; it settles within a few dozen
+
+
+def files(tag: str | None) -> tuple[str, str, str]:
+    """The results file, plot and RESULTS section of the reading tagged ``tag`` (None: the first one's, of probe16)."""
+    return tagged_files("probe_phases", SECTION, tag)
 
 
 def phase_bounds(rounds: int, phases: int) -> list[tuple[int, int]]:
@@ -145,7 +150,7 @@ def heldout_gain(runs: list, phases: int) -> list[float]:
     return gains
 
 
-def measure(source: str, phases: int) -> dict[str, Any]:
+def measure(source: str, phases: int, tag: str | None = None) -> dict[str, Any]:
     """The whole-run fit (classical and weighted), each phase's fit, both tests, every fit's recipe, and the
     schedule's gain over the one recipe (reward points per member-round) by the phases' own fits and cross-fitted."""
     probe = read_probe(source)
@@ -157,7 +162,7 @@ def measure(source: str, phases: int) -> dict[str, Any]:
     one = np.array(recipe_list(whole))
     gain = float(np.mean([fit["effect"] @ (np.array(recipe_list(fit)) - one) for fit in fits]))
     as_lists = {"effect": lambda f: f["effect"].tolist(), "se": lambda f: f["se"].tolist(), "recipe": recipe_list}
-    return {"probe": source, "runs": len(runs), "rounds": len(runs[0]), "ops": list(OPS),
+    return {"tag": tag, "probe": source, "runs": len(runs), "rounds": len(runs[0]), "ops": list(OPS),
             "whole": {k: get(whole) for k, get in as_lists.items()},
             "weighted": {k: get(weighted) for k, get in as_lists.items()},
             "phases": [{"rounds": [start + 1, stop], **{k: get(fit) for k, get in as_lists.items()}}
@@ -178,6 +183,7 @@ def edits(recipe: list[int], base: list[int]) -> str:
 
 def report(data: dict[str, Any]) -> str:
     phases, whole = data["phases"], data["whole"]
+    name, figure, _ = files(data.get("tag"))
     header = ["op", "whole run", "weighted"] + [f"rounds {p['rounds'][0]}-{p['rounds'][1]}" for p in phases]
     rows = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     fits = [whole, data["weighted"], *phases]
@@ -188,7 +194,7 @@ def report(data: dict[str, Any]) -> str:
     spread = ", ".join(f"{s:.2f}" for s in data["reward_spread"])
     recipes = [f"- the weighted fit: {edits(data['weighted']['recipe'], whole['recipe'])}"]
     recipes += [f"- rounds {p['rounds'][0]}-{p['rounds'][1]}: {edits(p['recipe'], whole['recipe'])}" for p in phases]
-    return (f"Written by `python -m benchmarks.probe_phases` (docs/{NAME}) from `{data['probe']}`: {data['runs']} "
+    return (f"Written by `python -m benchmarks.probe_phases` (docs/{name}) from `{data['probe']}`: {data['runs']} "
             f"`probe` runs of {data['rounds']} rounds, no new training. Effect per level in reward points "
             f"(± standard error); \"weighted\" is the whole-run fit with each round weighted by its inverse residual "
             f"variance.\n\n" + "\n".join(rows) + "\n\n"
@@ -203,7 +209,7 @@ def report(data: dict[str, Any]) -> str:
             f"rewards); cross-fitted (each run's rewards scoring the recipes the other runs chose; mean [95% CI] over "
             f"held-out runs): {fmt_mean_ci(data['schedule_gain_heldout'])}, per run "
             + ", ".join(f"{g:+.2f}" for g in data["schedule_gain_heldout"]) + ".\n\n"
-            "![probe phases](probe_phases.png)\n")
+            f"![probe phases]({figure})\n")
 
 
 def plot(data: dict[str, Any], out: Path) -> None:
@@ -221,7 +227,7 @@ def plot(data: dict[str, Any], out: Path) -> None:
     rounds = np.arange(1, data["rounds"] + 1)
     right.plot(rounds, data["reward_spread"], marker="o", markersize=3)
     right.set(xlabel="round", ylabel="reward spread (points)")
-    save_figure(fig, "probe_phases.png", folder=out)
+    save_figure(fig, files(data.get("tag"))[1], folder=out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,10 +236,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phases", type=int, default=2, help="equal blocks of rounds fitted apart (default 2)")
     parser.add_argument("--out", type=Path, default=DOCS,
                         help="folder for the JSON and plot (default docs/, which also updates RESULTS.md)")
-    parser.add_argument("--report", action="store_true", help=f"only re-render the plot and section from OUT/{NAME}")
+    parser.add_argument("--tag", help="name this reading: probe_phases_TAG.json, its plot and section")
+    parser.add_argument("--report", action="store_true", help="only re-render the plot and section from the JSON")
     args = parser.parse_args(argv)
-    publish_study(NAME, args.out, None if args.report else lambda: measure(args.probe, args.phases), plot=plot,
-                  report=report, section=SECTION)
+    name, _, section = files(args.tag)
+    measure_it = None if args.report else (lambda: measure(args.probe, args.phases, args.tag))
+    publish_study(name, args.out, measure_it, plot=plot, report=report, section=section)
 
 
 if __name__ == "__main__":

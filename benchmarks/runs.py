@@ -171,6 +171,13 @@ def update_results_section(title: str, body: str, path: Path = DOCS / "RESULTS.m
     atomic_write_text(path, text)
 
 
+def tagged_files(stem: str, section: str, tag: str | None) -> tuple[str, str, str]:
+    """A study's results file, plot and RESULTS section: ``stem``'s own for ``tag`` None, or kept apart as
+    ``stem_TAG.json``, ``stem_TAG.png`` and the section titled with the tag."""
+    stem = f"{stem}_{tag}" if tag else stem
+    return f"{stem}.json", f"{stem}.png", f"{section}, `{tag}`" if tag else section
+
+
 def publish_study(name: str, out: Path, measure: Callable[[], dict[str, Any]] | None, *,
                   plot: Callable[[dict[str, Any], Path], None], report: Callable[[dict[str, Any]], str],
                   section: str) -> dict[str, Any]:

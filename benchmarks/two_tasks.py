@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from adaptive_de.errors import CliParser, UserError, run_cli  # noqa: E402
 from benchmarks.learning import LEARNERS, NON_LEARNING, meets, read_study, study_file  # noqa: E402
-from benchmarks.runs import DOCS, T975, fmt_gap, paired, publish_study, save_figure  # noqa: E402
+from benchmarks.runs import DOCS, T975, fmt_gap, paired, publish_study, save_figure, tagged_files  # noqa: E402
 
 TASKS = {"main task": "cross_main", "without shift": "cross_noshift"}  # task -> its side study's tag
 SECTION = "Two tasks, one recipe for both (issue 12, a benchmark of our own)"
@@ -53,8 +53,7 @@ def two_task_gap(per_task: list[dict[str, Any]]) -> dict[str, Any]:
 
 def files(tag: str | None) -> tuple[str, str, str]:
     """The results file, plot and RESULTS section of the analysis tagged ``tag`` (None: the plan's own)."""
-    stem = f"learning_two_tasks_{tag}" if tag else "learning_two_tasks"
-    return f"{stem}.json", f"{stem}.png", f"{SECTION}, `{tag}`" if tag else SECTION
+    return tagged_files("learning_two_tasks", SECTION, tag)
 
 
 def read_tasks(out: Path, tags: dict[str, str] = TASKS) -> dict[str, dict[str, Any]]:

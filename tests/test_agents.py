@@ -94,6 +94,25 @@ def test_malformed_switch_agent_is_a_user_error(env, spec):
         make_agent(spec.format(f=FIXED), env)
 
 
+def test_mix_agent_draws_either_recipe_for_every_member_every_round(env):
+    off = ",".join(["0"] * len(OPS))
+    agent, twin = make_agent(f"mix:{FIXED}/{off}", env, seed=4), make_agent(f"mix:{FIXED}/{off}", env, seed=4)
+    first = [2] * 5 + [4] + [0] * 10 + [1]
+    draws = np.stack([agent.predict(np.zeros((3, 1)))[0] for _ in range(400)])  # 400 rounds x 3 members
+    chose_first = (draws == first).all(axis=-1)
+    assert (chose_first | (draws == 0).all(axis=-1)).all()  # always one of the two recipes, whole
+    assert abs(chose_first.mean() - 0.5) < 0.05  # 1,200 fair draws: sd 0.014
+    assert (chose_first.sum(axis=1) % 3 != 0).mean() > 0.6  # members draw apart: 3 in 4 rounds hold both
+    twin.load_state_dict(agent.state_dict())  # resumed, it draws on where the run left off
+    assert np.array_equal(twin.predict(np.zeros((3, 1)))[0], agent.predict(np.zeros((3, 1)))[0])
+
+
+@pytest.mark.parametrize("spec", ["mix:{f}", "mix:{f}/{f}/{f}", "mix:{f}/1,2"])
+def test_malformed_mix_agent_is_a_user_error(env, spec):
+    with pytest.raises(UserError, match="bad (mix|fixed) agent"):
+        make_agent(spec.format(f=FIXED), env)
+
+
 def test_levels_prior_samples_follow_the_per_op_prior(env):
     prior = make_agent("prior_levels", env, seed=0)
     draws = np.concatenate([prior.predict(np.zeros((3, 1)))[0] for _ in range(1500)])  # 4500 actions

@@ -73,3 +73,27 @@ def test_on_a_drifting_stream_the_switch_oracle_trains_no_augmentation_until_the
     schedule = learning.method_task("smoke", env, learning.ORACLE_SWITCH, 5)["row"]["schedule"]
     matched = [MATCHED_LEVELS.get(op, 0) for op in OPS]
     assert [r["levels"] for r in schedule] == [[[0] * len(OPS)] * 2] * 2 + [[matched] * 2] * 2
+
+
+def test_the_mix_diagnostic_draws_the_oracles_recipe_or_fitteds_for_every_member(tmp_path, monkeypatch):
+    from adaptive_de.augment import MAX_LEVEL, OPS
+    from benchmarks.headroom import MATCHED_LEVELS
+    from tests.conftest import probe_runs, write_probe_study
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADAPTIVE_DE_CACHE", str(tmp_path / "cache"))
+    hue = OPS.index("hue")
+    effects = np.zeros(len(OPS))
+    effects[hue] = 1.0
+    probe = write_probe_study(tmp_path / "up.json", probe_runs(effects, runs=2, sigma=0.5), [7, 8], compute=100)
+    learning.main(["--quick", "--methods", learning.ORACLE_MIX, "--jobs", "1", "--probe", probe])
+    data = json.loads((tmp_path / "runs/learning-quick/learning.json").read_text())
+    sizes = data["sizes"]
+    # a diagnostic in no comparison: it counts its own steps only, and names the probe its recipe came from
+    assert data["methods"][learning.ORACLE_MIX]["compute_inner_steps"] == (
+        sizes["members"] * sizes["rounds"] * sizes["steps_per_round"])
+    assert data["probe"] == probe and list((tmp_path / "runs/learning-study").glob("*/oracle_mix@up-seed0.json"))
+    oracle = [MATCHED_LEVELS.get(op, 0) for op in OPS]
+    drawn = [levels for r in data["schedules"][learning.ORACLE_MIX][0] for levels in r["levels"]]
+    fitted = [levels for levels in drawn if levels != oracle]
+    assert fitted and all(levels == fitted[0] for levels in fitted) and fitted[0][hue] == MAX_LEVEL
+    assert len(fitted) < len(drawn)  # both recipes drawn

@@ -87,3 +87,18 @@ def test_the_command_writes_the_reading_and_refuses_phases_that_do_not_divide(tm
     data = json.loads((out / "probe_phases.json").read_text())
     assert [p["rounds"] for p in data["phases"]] == [[1, 8], [9, 16]] and len(data["schedule_gain_heldout"]) == 4
     assert (out / "probe_phases.png").exists() and "| erase |" in capsys.readouterr().out
+
+
+def test_a_tagged_reading_keeps_apart_from_the_first(tmp_path, capsys):
+    source = write_probe_study(tmp_path / "probe.json", probe_runs(hue_turns(), runs=4, sigma=1.0), [1, 2, 3, 4])
+    out = tmp_path / "out"
+    assert run_cli(probe_phases.main, ["--probe", source, "--out", str(out)]) == 0
+    assert run_cli(probe_phases.main, ["--probe", source, "--tag", "late", "--phases", "4", "--out", str(out)]) == 0
+    first, tagged = (json.loads((out / name).read_text()) for name in ("probe_phases.json", "probe_phases_late.json"))
+    assert len(first["phases"]) == 2 and len(tagged["phases"]) == 4 and tagged["tag"] == "late"
+    assert (out / "probe_phases.png").exists() and (out / "probe_phases_late.png").exists()
+    capsys.readouterr()
+    assert run_cli(probe_phases.main, ["--report", "--tag", "late", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "(docs/probe_phases_late.json)" in text and "![probe phases](probe_phases_late.png)" in text
+    assert probe_phases.files("late")[2].endswith(", `late`")

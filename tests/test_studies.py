@@ -862,6 +862,22 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     later = {"probe": str(learning.PROBE_FILE), "preset": "smoke", "schedules": {"ppo_fitted": [one_down]}}
     assert learning.offset_gaps({**later, "env": {"members": 3, "rounds": 2, "exploit_every": 4}}, lag=1) == [(0, 6.0)]
     assert learning.offset_gaps({**later, "env": {"members": 3, "rounds": 2, "exploit_every": 1}}, lag=1) == [(0, 4.0)]
+    # oracle_mix: members on the oracle's recipe against members on fitted's, in rounds that hold both
+    from benchmarks.headroom import MATCHED_LEVELS
+    oracle = [MATCHED_LEVELS.get(op, 0) for op in OPS]
+    mix = [{"levels": [oracle, items[4], items[4]], "rewards": [2.0, 0.0, -2.0]},
+           {"levels": [oracle, oracle, items[4]], "rewards": [1.0, 1.0, -2.0]},
+           {"levels": [oracle] * 3, "rewards": [0.0, 0.0, 0.0]},
+           {"levels": [items[4], oracle, items[4]], "rewards": [0.0, -1.0, 1.0]}]
+    study = {"preset": "smoke", "env": {"members": 3, "rounds": 4, "exploit_every": 8},
+             "schedules": {learning.ORACLE_MIX: [mix]}}
+    assert learning.mix_gaps(study) == [(0, 3.0), (1, 3.0), (3, -1.5)]  # round 3 holds the oracle's recipe only
+    # summed over the round and the next: member 0 (oracle) gained 2 + 1, members 1 and 2 (fitted) 0 + 1 and -2 - 2;
+    # from round 1, 1 + 0 twice against -2 + 0; round 2 holds the oracle's recipe only
+    assert learning.mix_gaps(study, lag=1) == [(0, 4.5), (1, 3.0)]
+    text = learning.mix_contrast(study)
+    assert "the oracle's minus `fitted`'s" in text and "in the round itself: all +1.50 ± 1.50 (3 rounds)" in text
+    assert "summed over the round and the next 2:" in text and learning.mix_contrast({"schedules": {}}) == ""
     # whether members agree: run ends with both at +2 and then +2/+0, one_down never agrees, locked holds +2 from 3
     locked = [{"levels": [items[4], items[2]]}, {"levels": [items[3], items[3]]}] + [{"levels": [items[4]] * 2}] * 6
     agreement = learning.member_agreement({"probe": str(learning.PROBE_FILE), "schedules": {
