@@ -35,6 +35,7 @@ and section); ``--thread-check`` reruns one method at 2 torch threads (the study
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -1037,15 +1038,26 @@ def mix_gaps(data: dict[str, Any], lag: int = 0) -> list[tuple[int, float]]:
 
 def mix_contrast(data: dict[str, Any], lags: int = 2) -> str:
     """For a study where ``ORACLE_MIX`` ran, a bullet: ``mix_gaps`` at lags 0..``lags``, each in the whole run and in
-    each half ("" where it did not run)."""
-    if not data["schedules"].get(ORACLE_MIX):
+    each half; the round's own mean gap with its 95% interval, and how many rounds that hold both recipes resolve a
+    gap of that size from 0 at 95% (from its per-round spread; in runs' worth at the rate these runs held both) (""
+    where it did not run)."""
+    runs = data["schedules"].get(ORACLE_MIX)
+    if not runs:
         return ""
-    n = len(data["schedules"][ORACLE_MIX][0])
+    n = len(runs[0])
     lines = [f"  - {'in the round itself' if lag == 0 else f'summed over the round and the next {lag}'}: "
              f"{halves_text(mix_gaps(data, lag), n)}" for lag in range(lags + 1)]
+    gaps = np.array([gap for _, gap in mix_gaps(data)])
+    spread = float(gaps.std(ddof=1))
+    mean, half = float(gaps.mean()), 1.96 * spread / math.sqrt(len(gaps))
+    needed, per_run = math.ceil((1.96 * spread / abs(mean)) ** 2), len(gaps) / len(runs)
     return (f"- Within-round reward of `{ORACLE_MIX}`'s members (each drew the oracle's recipe or `{FITTED}`'s every "
             "round), the oracle's minus `fitted`'s, mean ± standard error over rounds (later rounds leave out members "
-            "an exploit replaced):\n" + "\n".join(lines) + "\n")
+            "an exploit replaced):\n" + "\n".join(lines) + "\n"
+            f"  - in the round itself, 95% interval (mean ± 1.96 standard errors): {mean - half:+.2f} to "
+            f"{mean + half:+.2f}; a round's gap spreads by {spread:.2f} points, so {needed} rounds that hold both "
+            f"recipes resolve a mean gap of this size from 0 at 95%: {needed / per_run:.1f} runs' worth at these "
+            f"runs' {per_run:.1f} such rounds a run\n")
 
 
 def member_agreement(data: dict[str, Any]) -> str:

@@ -878,6 +878,10 @@ def test_ppo_fitted_schedule_is_read_as_offsets_of_fitted_recipe_and_its_reading
     text = learning.mix_contrast(study)
     assert "the oracle's minus `fitted`'s" in text and "in the round itself: all +1.50 ± 1.50 (3 rounds)" in text
     assert "summed over the round and the next 2:" in text and learning.mix_contrast({"schedules": {}}) == ""
+    # gaps 3, 3, -1.5 spread by 2.60: 1.5 ± 1.96 x 2.60 / sqrt(3); (1.96 x 2.60 / 1.5)^2 = 11.5, so 12 rounds, and
+    # the one run held both recipes in 3 rounds
+    assert "95% interval (mean ± 1.96 standard errors): -1.44 to +4.44" in text
+    assert "spreads by 2.60 points, so 12 rounds that hold both" in text and "4.0 runs' worth" in text
     # whether members agree: run ends with both at +2 and then +2/+0, one_down never agrees, locked holds +2 from 3
     locked = [{"levels": [items[4], items[2]]}, {"levels": [items[3], items[3]]}] + [{"levels": [items[4]] * 2}] * 6
     agreement = learning.member_agreement({"probe": str(learning.PROBE_FILE), "schedules": {
