@@ -1016,6 +1016,17 @@ def halves_text(gaps: list[tuple[int, float]], rounds: int) -> str:
     return f"all {part(at >= 0)}; rounds 1-{half} {part(at < half)}; rounds {half + 1}-{rounds} {part(at >= half)}"
 
 
+def probe_gap(data: dict[str, Any], first: dict[str, int], second: dict[str, int]) -> str:
+    """What the linear fit of the study's probe runs (``op_effects`` over every round) predicts for members on
+    ``first``'s levels against members on ``second``'s in one round's reward, with its standard error from the ops'
+    own errors (the probe's random design leaves them nearly uncorrelated): a fit made around the probe's uniform
+    levels, here read at the recipes a study actually trained."""
+    fit = op_effects(*read_probe(str(study_probe(data)))["samples"])
+    step = np.array([first[op] - second[op] for op in OPS], dtype=float)
+    return (f"the linear fit of the probe runs in {study_probe(data).as_posix()} predicts "
+            f"{fit['effect'] @ step:+.2f} ± {np.sqrt(step ** 2 @ fit['se'] ** 2):.2f}")
+
+
 def offset_contrast(data: dict[str, Any]) -> str:
     """For a study where ``FITTED_CHOOSERS`` ran, a bullet: ``offset_gaps`` in the round itself, mean ± standard error
     over those rounds, in the whole run and in each half ("" where no round holds both offsets)."""
@@ -1024,8 +1035,11 @@ def offset_contrast(data: dict[str, Any]) -> str:
         return ""
     ran = [m for m in FITTED_CHOOSERS if data["schedules"].get(m)]
     n = len(data["schedules"][ran[0]][0])  # the run's rounds
+    items = [levels for levels, _ in chooser_menus(data)[ran[0]].values()]  # in STRENGTHS order
+    down, recipe = (items[STRENGTHS.index(offset)] for offset in (BASE_OFFSET - 1, BASE_OFFSET))
     return (f"- Within-round reward, members at {BASE_OFFSET - 1:+d} minus members at {BASE_OFFSET:+d} (`{FITTED}`'s "
-            f"recipe), {', '.join(ran)} pooled, mean ± standard error over rounds: {halves_text(gaps, n)}\n")
+            f"recipe), {', '.join(ran)} pooled, mean ± standard error over rounds: {halves_text(gaps, n)}; "
+            f"{probe_gap(data, down, recipe)}\n")
 
 
 def mix_gaps(data: dict[str, Any], lag: int = 0) -> list[tuple[int, float]]:
@@ -1051,13 +1065,14 @@ def mix_contrast(data: dict[str, Any], lags: int = 2) -> str:
     spread = float(gaps.std(ddof=1))
     mean, half = float(gaps.mean()), 1.96 * spread / math.sqrt(len(gaps))
     needed, per_run = math.ceil((1.96 * spread / abs(mean)) ** 2), len(gaps) / len(runs)
+    oracle, fitted = {op: MATCHED_LEVELS.get(op, 0) for op in OPS}, fitted_recipe(read_probe(str(study_probe(data))))
     return (f"- Within-round reward of `{ORACLE_MIX}`'s members (each drew the oracle's recipe or `{FITTED}`'s every "
             "round), the oracle's minus `fitted`'s, mean ± standard error over rounds (later rounds leave out members "
             "an exploit replaced):\n" + "\n".join(lines) + "\n"
             f"  - in the round itself, 95% interval (mean ± 1.96 standard errors): {mean - half:+.2f} to "
             f"{mean + half:+.2f}; a round's gap spreads by {spread:.2f} points, so {needed} rounds that hold both "
             f"recipes resolve a mean gap of this size from 0 at 95%: {needed / per_run:.1f} runs' worth at these "
-            f"runs' {per_run:.1f} such rounds a run\n")
+            f"runs' {per_run:.1f} such rounds a run; {probe_gap(data, oracle, fitted)}\n")
 
 
 def member_agreement(data: dict[str, Any]) -> str:

@@ -910,3 +910,16 @@ def test_a_bandit_check_runs_at_the_torch_thread_count_asked_for(tmp_path, monke
     finally:
         torch.set_num_threads(before)
     assert seen == [want] and (tmp_path / "runs/x-quick/x.json").exists()
+
+
+def test_the_probe_fit_predicts_a_within_round_gap_between_two_recipes(tmp_path):
+    from tests.conftest import probe_runs, write_probe_study
+    effects = np.zeros(len(OPS))
+    effects[OPS.index("hue")], effects[OPS.index("erase")] = 0.5, -1.0
+    source = write_probe_study(tmp_path / "probe.json", probe_runs(effects, runs=4, sigma=0.5), [1, 2, 3, 4])
+    base = dict.fromkeys(OPS, 2)
+    # hue 2 levels up (+0.5 each), erase 3 levels up (-1.0 each): 1.0 - 3.0 = -2.0
+    text = learning.probe_gap({"probe": source}, {**base, "hue": 4, "erase": 3}, {**base, "erase": 0})
+    assert text.startswith(f"the linear fit of the probe runs in {Path(source).as_posix()} predicts ")
+    gap, se = (float(v) for v in re.fullmatch(r".* predicts ([+-]\d+\.\d+) ± (\d+\.\d+)", text).groups())
+    assert 0 < se < 0.2 and abs(gap + 2.0) < 3 * se + 0.01
