@@ -150,6 +150,9 @@ PROBE_FILE = DOCS / study_file(PROBE_STUDY)  # the probe runs PROBE_READERS read
 FITTED_CHOOSERS = ("ppo_fitted", "ppo_fitted_often", "ppo_fitted_bandit", "prior_fitted")
 # the methods that read those probe runs
 PROBE_READERS = (FITTED, *FITTED_CHOOSERS)
+# the methods whose runs depend on the probe file, checked against it before training and stored under its name: its
+# readers, and oracle_mix, which takes fitted's recipe from it (counting its own steps only, not the probe's)
+PROBE_DEPENDENT = (*PROBE_READERS, ORACLE_MIX)
 # the methods whose schedules move over ppo's strength menu
 STRENGTH_CHOOSERS = ("ppo", "ppo_flat", "ppo_return", REPLAY, "strength_grid")
 # the learners whose levels are not one strength offset: a side study plots the levels of the first that ran per round
@@ -178,7 +181,8 @@ PREFLIGHT = "preflight_oracle_vs_best_constant"  # the comparisons key of the pr
 # strength_grid) or one recipe for every member (strength+K, or fitted's recipe from the probe runs), so that at every
 # size the oracle is held against the strongest constant measured there, not only against best_fixed's four candidates.
 CONSTANT_POPULATIONS = ("best_fixed", "strength_grid", *STRENGTH_SPECS, FITTED)
-ORACLE_SPEC = fixed_spec(MATCHED_LEVELS)
+ORACLE_LEVELS = {op: MATCHED_LEVELS.get(op, 0) for op in OPS}  # every op's level, as ORACLE_SPEC sets them
+ORACLE_SPEC = fixed_spec(ORACLE_LEVELS)
 SWITCH_CONSTANTS = (*CONSTANT_POPULATIONS, ORACLE, "none")
 METHODS = (*LEARNERS, *NON_LEARNING, REPLAY, PROBE, ORACLE, ORACLE_SWITCH, ORACLE_MIX)
 # What the issue names, the pre-flight's oracle and nothing else, so that 3 seeds fit the 100-minute target on 2 cores;
@@ -250,9 +254,9 @@ def mix_spec(probe: Path, seed: int) -> str:
 
 
 def stored_run(store: Path, method: str, seed: int, probe: Path = PROBE_FILE) -> Path:
-    """Where a study's store keeps one finished run; a run that reads the probe (``PROBE_READERS``, ``ORACLE_MIX``) is
-    named by its probe file too, so runs that read different probes never stand in for each other."""
-    name = f"{method}@{probe.stem}" if method in (*PROBE_READERS, ORACLE_MIX) else method
+    """Where a study's store keeps one finished run; a ``PROBE_DEPENDENT`` run is named by its probe file too, so runs
+    that read different probes never stand in for each other."""
+    name = f"{method}@{probe.stem}" if method in PROBE_DEPENDENT else method
     return store / f"{name}-seed{seed}.json"
 
 
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     check_population(config)
     if len(seeds) != len(set(seeds)):
         raise UserError(f"--seeds repeats a seed: {seeds}")
-    readers = probe_readers(args.methods) + [m for m in args.methods if m == ORACLE_MIX]
+    readers = [m for m in PROBE_DEPENDENT if m in args.methods]
     for seed in seeds if readers else ():  # a probe that is no study file, or trained on a seed, fails before training
         fitted_search(str(args.probe), seed=seed)
     start = time.perf_counter()
@@ -737,7 +741,7 @@ def probe_fit(data: dict[str, Any]) -> str:
     effects = ", ".join(f"{op} {e:+.3f} ± {EDIT_Z * se:.3f}" for op, e, se in zip(OPS, fit["effect"], fit["se"],
                                                                                   strict=True))
     edits = [op for op in OPS if levels[op] != base[op]]
-    agree = sum(np.sign(levels[op] - base[op]) == np.sign(MATCHED_LEVELS.get(op, 0) - base[op]) for op in edits)
+    agree = sum(np.sign(levels[op] - base[op]) == np.sign(ORACLE_LEVELS[op] - base[op]) for op in edits)
     return (f"- `{PROBE}`'s op effects on a round's reward, points per level ± 95% half-width, from {len(samples[1])} "
             f"member-rounds of {len(runs)} runs: {effects}\n"
             f"- The recipe `{FITTED}` trains from these runs, its edits of `strength+{BASE_OFFSET}`: "
@@ -1045,7 +1049,7 @@ def offset_contrast(data: dict[str, Any]) -> str:
 def mix_gaps(data: dict[str, Any], lag: int = 0) -> list[tuple[int, float]]:
     """For a study where ``ORACLE_MIX`` ran, ``group_gaps`` of its members on the oracle's recipe against those on
     ``fitted``'s, in their round and ``lag`` rounds later."""
-    oracle = tuple(MATCHED_LEVELS.get(op, 0) for op in OPS)  # as ORACLE_SPEC sets them
+    oracle = tuple(ORACLE_LEVELS.values())
     return group_gaps(data["schedules"].get(ORACLE_MIX, []), oracle.__eq__, True, False, lag,
                       study_exploit(data) if lag else None)
 
@@ -1059,20 +1063,21 @@ def mix_contrast(data: dict[str, Any], lags: int = 2) -> str:
     if not runs:
         return ""
     n = len(runs[0])
+    by_lag = [mix_gaps(data, lag) for lag in range(lags + 1)]
     lines = [f"  - {'in the round itself' if lag == 0 else f'summed over the round and the next {lag}'}: "
-             f"{halves_text(mix_gaps(data, lag), n)}" for lag in range(lags + 1)]
-    gaps = np.array([gap for _, gap in mix_gaps(data)])
+             f"{halves_text(gaps, n)}" for lag, gaps in enumerate(by_lag)]
+    gaps = np.array([gap for _, gap in by_lag[0]])
     spread = float(gaps.std(ddof=1))
     mean, half = float(gaps.mean()), 1.96 * spread / math.sqrt(len(gaps))
     needed, per_run = math.ceil((1.96 * spread / abs(mean)) ** 2), len(gaps) / len(runs)
-    oracle, fitted = {op: MATCHED_LEVELS.get(op, 0) for op in OPS}, fitted_recipe(read_probe(str(study_probe(data))))
+    fitted = fitted_recipe(read_probe(str(study_probe(data))))
     return (f"- Within-round reward of `{ORACLE_MIX}`'s members (each drew the oracle's recipe or `{FITTED}`'s every "
             "round), the oracle's minus `fitted`'s, mean ± standard error over rounds (later rounds leave out members "
             "an exploit replaced):\n" + "\n".join(lines) + "\n"
             f"  - in the round itself, 95% interval (mean ± 1.96 standard errors): {mean - half:+.2f} to "
             f"{mean + half:+.2f}; a round's gap spreads by {spread:.2f} points, so {needed} rounds that hold both "
             f"recipes resolve a mean gap of this size from 0 at 95%: {needed / per_run:.1f} runs' worth at these "
-            f"runs' {per_run:.1f} such rounds a run; {probe_gap(data, oracle, fitted)}\n")
+            f"runs' {per_run:.1f} such rounds a run; {probe_gap(data, ORACLE_LEVELS, fitted)}\n")
 
 
 def member_agreement(data: dict[str, Any]) -> str:
@@ -1232,7 +1237,7 @@ def plot_levels(schedules: list | None, out: Path, tag: str | None = None, metho
     levels = np.array([[np.mean(r["levels"], axis=0) for r in schedule] for schedule in schedules], dtype=float)
     strongest = strength_levels(max(STRENGTHS))  # the strongest constant of ppo's menu
     references = np.array([[PRIOR_LEVELS[op] for op in OPS], [strongest[op] for op in OPS],
-                           [MATCHED_LEVELS.get(op, 0) for op in OPS]], dtype=float)
+                           list(ORACLE_LEVELS.values())], dtype=float)
     gap = np.full((1, len(OPS)), np.nan)  # a blank column between the run and the references
     rounds = len(levels[0])
     fig, ax = plt.subplots(figsize=(8, 4))
